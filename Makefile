@@ -1,0 +1,40 @@
+# Two entry points, each self-contained on a fresh machine:
+#   make demo   set up .venv and run the quick reproduction (one HTML report)
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# Tested versions (torch 2.13.0 is a CPU build); the package itself accepts a range.
+CONSTRAINTS := -c constraints.txt
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q $(CONSTRAINTS) -e '.[bench]'
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q $(CONSTRAINTS) -e '.[dev,bench]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/geodyn reproduce --quick --out runs/demo
+
+test: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/step_cost.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,346 @@
+"""Metric laws: the map from noise-covariance eigenvalues λ to metric eigenvalues g(λ).
+
+A metric law is the one object every part of geodyn shares (optimizers, simulators, the quantum and
+evolution models, the regime analysis). It acts on the eigenvalues of the noise covariance κ, so a matrix
+metric g = f(κ) is f applied in the eigenbasis of κ (EQUATIONS.md (2.9)); a diagonal metric applies it
+elementwise.
+
+Laws compose like the terms of the paper's metrics: ``Power(0)``, ``Power(0.5)`` and ``Power(1)`` are the
+three pure regimes (6.1)–(6.3), and sums of scaled powers give the interpolating metric (6.4) and the
+three-regime metric (6.5)/(6.8)::
+
+    eps * Power(0) + Power(0.5) + zeta * Power(1)  ==  ThreeRegime(eps, zeta)
+
+This module imports nothing else of geodyn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "MetricLaw",
+    "PowerSum",
+    "Power",
+    "Interpolating",
+    "ThreeRegime",
+    "Custom",
+    "SLOW",
+    "INTERMEDIATE",
+    "FAST",
+    "regime_of_exponent",
+]
+
+#: Regime labels returned by :meth:`MetricLaw.regime`.
+SLOW, INTERMEDIATE, FAST = 0, 1, 2
+
+
+def regime_of_exponent(alpha: float | Tensor) -> int | Tensor:
+    """Regime of a local exponent: the nearest of α = 0 (slow), ½ (intermediate), 1 (fast).
+
+    The cut points ¼ and ¾ are the midpoints between the three regimes of EQUATIONS.md §4–5.
+    """
+    if isinstance(alpha, Tensor):
+        return (alpha >= 0.25).long() + (alpha >= 0.75).long()
+    return int(alpha >= 0.25) + int(alpha >= 0.75)
+
+
+def _check_nonnegative(name: str, value: float) -> float:
+    value = float(value)
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _power(lam: Tensor, a: float) -> Tensor:
+    if a == 0.0:
+        return torch.ones_like(lam)
+    if a == 0.5:
+        return lam.sqrt()
+    if a == 1.0:
+        return lam
+    return lam.pow(a)
+
+
+class MetricLaw:
+    """A law g = f(λ) mapping noise-covariance eigenvalues λ ≥ 0 to metric eigenvalues (EQUATIONS.md (2.9)).
+
+    Subclasses implement :meth:`__call__`; the rest has generic definitions that subclasses may sharpen.
+    """
+
+    #: True when g does not depend on λ, so optimizers need not estimate κ at all (α = 0, (6.3)).
+    is_flat: bool = False
+
+    def __call__(self, lam: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """g(λ), elementwise."""
+        raise NotImplementedError
+
+    def inverse(self, lam: Tensor) -> Tensor:
+        """g(λ)⁻¹, elementwise: the factor of γ g⁻¹ ∇H in (2.2)."""
+        return self(lam).reciprocal()
+
+    def precondition(self, lam: Tensor, force: Tensor) -> Tensor:
+        """g(λ)⁻¹ · force, elementwise: the covariant step direction of (2.2) in the eigenbasis of κ."""
+        return force / self(lam)
+
+    def apply_foreach(self, lams: Sequence[Tensor]) -> list[Tensor]:
+        """g(λ) for a list of tensors (the optimizer fast path). New tensors; inputs are not modified."""
+        return [self(lam) for lam in lams]
+
+    def local_exponent(self, lam: Tensor) -> Tensor:
+        """α_eff(λ) = d log g / d log λ (EQUATIONS.md §5), by automatic differentiation."""
+        x = lam.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            g = self(x)
+            (dg,) = torch.autograd.grad(g.sum(), x)
+        return (x * dg / g).detach()
+
+    def regime(self, lam: Tensor) -> Tensor:
+        """Regime of each eigenvalue: 0 slow, 1 intermediate, 2 fast (nearest of α = 0, ½, 1 to α_eff)."""
+        return regime_of_exponent(self.local_exponent(lam))
+
+    def band(self, share: float = 0.9) -> tuple[float, float] | None:
+        """The intermediate band (6.9): the λ-interval where the intermediate part of g is ≥ ``share`` of g.
+
+        Defined for laws made of terms; ``None`` for a law that does not expose its terms.
+        """
+        return None
+
+
+class PowerSum(MetricLaw):
+    """g(λ) = Σ_i c_i λ^{a_i}, c_i ≥ 0, a_i ∈ [0, 2]: the family of (6.1)–(6.5) and (6.8).
+
+    The *regime* of λ is the class (slow / intermediate / fast, by :func:`regime_of_exponent`) of the term
+    that dominates g(λ) — the classification convention of EQUATIONS.md §5.
+    """
+
+    def __init__(self, terms: Sequence[tuple[float, float]]):
+        merged: dict[float, float] = {}
+        for coef, alpha in terms:
+            alpha = float(alpha)
+            if math.isnan(alpha) or not 0.0 <= alpha <= 2.0:
+                raise ValueError(f"metric exponent alpha must be in [0, 2], got {alpha!r}")
+            merged[alpha] = merged.get(alpha, 0.0) + _check_nonnegative("metric coefficient", coef)
+        kept = tuple(sorted((c, a) for a, c in merged.items() if c > 0.0))
+        if not kept:
+            raise ValueError("a metric law needs at least one term with a positive coefficient")
+        # Sorted by exponent so ties (e.g. at λ = 0) resolve to the slowest term.
+        self.terms: tuple[tuple[float, float], ...] = tuple(sorted(kept, key=lambda t: t[1]))
+        self.is_flat = all(a == 0.0 for _, a in self.terms)
+
+    # -- composition -------------------------------------------------------------------------------
+    def __add__(self, other: object) -> PowerSum:
+        if isinstance(other, PowerSum):
+            return PowerSum(self.terms + other.terms)
+        if isinstance(other, (int, float)):
+            return PowerSum(self.terms + ((float(other), 0.0),))
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __mul__(self, scale: object) -> PowerSum:
+        if not isinstance(scale, (int, float)):
+            return NotImplemented
+        scale = _check_nonnegative("metric scale", scale)
+        return PowerSum(tuple((c * scale, a) for c, a in self.terms))
+
+    __rmul__ = __mul__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PowerSum) and self.terms == other.terms
+
+    def __hash__(self) -> int:
+        return hash(self.terms)
+
+    def __repr__(self) -> str:
+        body = " + ".join(f"{c:g}*λ^{a:g}" for c, a in self.terms)
+        return f"PowerSum({body})"
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def _term_values(self, lam: Tensor) -> list[Tensor]:
+        return [_power(lam, a) * c if c != 1.0 else _power(lam, a) for c, a in self.terms]
+
+    def __call__(self, lam: Tensor) -> Tensor:
+        """g(λ) = Σ c_i λ^{a_i} ((6.8) for the three-regime law)."""
+        values = self._term_values(lam)
+        g = values[0]
+        for v in values[1:]:
+            g = g + v
+        return g
+
+    def apply_foreach(self, lams: Sequence[Tensor]) -> list[Tensor]:
+        """g(λ) over a list with multi-tensor kernels; constant terms are added last (as Adam adds eps)."""
+        lams = list(lams)
+        out: list[Tensor] | None = None
+        constant = 0.0
+        for c, a in self.terms:
+            if a == 0.0:
+                constant += c
+                continue
+            if out is None:
+                if a == 0.5:
+                    out = torch._foreach_sqrt(lams)
+                elif a == 1.0:
+                    out = [lam.clone() for lam in lams]
+                else:
+                    out = torch._foreach_pow(lams, a)
+                if c != 1.0:
+                    torch._foreach_mul_(out, c)
+            elif a == 1.0:
+                torch._foreach_add_(out, lams, alpha=c)
+            else:
+                term = torch._foreach_sqrt(lams) if a == 0.5 else torch._foreach_pow(lams, a)
+                torch._foreach_add_(out, term, alpha=c)
+        if out is None:
+            return [torch.full_like(lam, constant) for lam in lams]
+        if constant:
+            torch._foreach_add_(out, constant)
+        return out
+
+    def local_exponent(self, lam: Tensor) -> Tensor:
+        """α_eff(λ) = Σ a_i c_i λ^{a_i} / Σ c_i λ^{a_i}; at g = 0 the limit λ → 0 (the smallest exponent)."""
+        values = self._term_values(lam)
+        g = values[0]
+        weighted = values[0] * self.terms[0][1]
+        for v, (_, a) in zip(values[1:], self.terms[1:], strict=True):
+            g = g + v
+            weighted = weighted + v * a
+        smallest = torch.full_like(g, self.terms[0][1])
+        return torch.where(g > 0, weighted / torch.where(g > 0, g, torch.ones_like(g)), smallest)
+
+    def regime(self, lam: Tensor) -> Tensor:
+        """0 slow / 1 intermediate / 2 fast by the dominant term of g(λ) (EQUATIONS.md §5 convention)."""
+        values = torch.stack(self._term_values(lam), dim=0)
+        classes = torch.tensor(
+            [regime_of_exponent(a) for _, a in self.terms], dtype=torch.long, device=values.device
+        )
+        return classes[values.argmax(dim=0)]
+
+    def _class_coefficients(self) -> tuple[float, float, float] | None:
+        """(c₀, c½, c₁) when every exponent is 0, ½ or 1; None otherwise."""
+        coef = {0.0: 0.0, 0.5: 0.0, 1.0: 0.0}
+        for c, a in self.terms:
+            if a not in coef:
+                return None
+            coef[a] += c
+        return coef[0.0], coef[0.5], coef[1.0]
+
+    def intermediate_share(self, lam: Tensor) -> Tensor:
+        """Share of g(λ) carried by the intermediate-class terms (the √λ term of (6.8))."""
+        values = self._term_values(lam)
+        mid = torch.zeros_like(values[0])
+        for v, (_, a) in zip(values, self.terms, strict=True):
+            if regime_of_exponent(a) == INTERMEDIATE:
+                mid = mid + v
+        return mid / sum(values[1:], values[0])
+
+    def band(self, share: float = 0.9) -> tuple[float, float] | None:
+        """The intermediate band (6.9): λ where the √λ-term's share of g is ≥ ``share``, or None.
+
+        For g = ε + √λ + ζλ and s = √λ the condition is the quadratic hζs² − (1−h)s + hε ≤ 0, whose roots give
+        the band; it exists iff εζ ≤ ((1−h)/(2h))² (for h = 0.9: εζ ≤ 3.09e-3, the spec's "εζ ≲ 10⁻²"), and
+        for εζ → 0 it tends to [(h/(1−h))² ε², ((1−h)/h)² ζ⁻²] — (6.9)'s ε² ≪ λ ≪ ζ⁻² made quantitative.
+        Laws with other exponents are banded numerically on a log grid.
+        """
+        h = float(share)
+        if not 0.0 < h < 1.0:
+            raise ValueError(f"share must be in (0, 1), got {share!r}")
+        coefs = self._class_coefficients()
+        if coefs is None:
+            return self._band_on_grid(h)
+        c0, c_half, c1 = coefs
+        if c_half == 0.0:
+            return None
+        b = (1.0 - h) * c_half
+        if c1 == 0.0:  # linear: s ≥ h c0 / ((1−h) c½)
+            return ((h * c0 / b) ** 2, math.inf)
+        disc = b * b - 4.0 * h * h * c0 * c1
+        if disc < 0.0:
+            return None
+        root = math.sqrt(disc)
+        s_hi = (b + root) / (2.0 * h * c1)
+        # The smaller root via Vieta's formula avoids cancellation when c0 c1 is tiny.
+        s_lo = (2.0 * h * c0) / (b + root)
+        return (s_lo**2, s_hi**2)
+
+    def _band_on_grid(self, h: float) -> tuple[float, float] | None:
+        lam = torch.logspace(-60, 60, 24001, dtype=torch.float64)
+        inside = (self.intermediate_share(lam) >= h).nonzero().flatten()
+        if inside.numel() == 0:
+            return None
+        lo, hi = int(inside[0]), int(inside[-1])
+        return (0.0 if lo == 0 else float(lam[lo]), math.inf if hi == lam.numel() - 1 else float(lam[hi]))
+
+
+class Power(PowerSum):
+    """g = κ^α (2.9). α = 0: SGD / classical evolution (6.3); ½: Adam-like (6.2); 1: natural gradient (6.1)."""
+
+    def __init__(self, alpha: float = 0.5):
+        alpha = float(alpha)
+        if math.isnan(alpha) or not 0.0 <= alpha <= 2.0:
+            raise ValueError(f"alpha must be in [0, 2], got {alpha!r}")
+        super().__init__([(1.0, alpha)])
+        self.alpha = alpha
+
+    def local_exponent(self, lam: Tensor) -> Tensor:
+        """α_eff ≡ α for a pure power law."""
+        return torch.full_like(lam, self.alpha)
+
+    def __repr__(self) -> str:
+        return f"Power(alpha={self.alpha:g})"
+
+
+class Interpolating(PowerSum):
+    """g = ε I + κ^{1/2} (6.4): α = ½ for large fluctuations, α = 0 for small — Adam's √v + ε as a matrix law."""
+
+    def __init__(self, eps: float = 1e-8):
+        self.eps = _check_nonnegative("eps", eps)
+        super().__init__([(self.eps, 0.0), (1.0, 0.5)])
+
+    def __repr__(self) -> str:
+        return f"Interpolating(eps={self.eps:g})"
+
+
+class ThreeRegime(PowerSum):
+    """g = ε I + κ^{1/2} + ζ κ (6.5); per eigenvalue g(λ) = ε + √λ + ζλ (6.8).
+
+    Slow (α ≈ 0) for λ < ε², intermediate (α ≈ ½) for ε² < λ < ζ⁻², fast (α ≈ 1) above; the intermediate
+    band exists only when εζ ≪ 1 ((6.6), (6.7), (6.9)). α_eff(ε/ζ) = ½ exactly for every ε, ζ > 0.
+    """
+
+    def __init__(self, eps: float = 1e-8, zeta: float = 1.0):
+        self.eps = _check_nonnegative("eps", eps)
+        self.zeta = _check_nonnegative("zeta", zeta)
+        super().__init__([(self.eps, 0.0), (1.0, 0.5), (self.zeta, 1.0)])
+
+    @property
+    def crossover(self) -> float:
+        """λ* = ε/ζ, where α_eff = ½ exactly and the √λ share is maximal, 1/(1 + 2√(εζ))."""
+        return self.eps / self.zeta if self.zeta > 0 else math.inf
+
+    def __repr__(self) -> str:
+        return f"ThreeRegime(eps={self.eps:g}, zeta={self.zeta:g})"
+
+
+class Custom(MetricLaw):
+    """A metric law from any elementwise callable λ ↦ g(λ) > 0 built from torch operations.
+
+    α_eff comes from automatic differentiation; the regime is the nearest of α = 0, ½, 1 to α_eff.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], name: str | None = None):
+        if not callable(fn):
+            raise ValueError(f"Custom metric law needs a callable, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "custom")
+
+    def __call__(self, lam: Tensor) -> Tensor:
+        """g(λ) = fn(λ)."""
+        return self.fn(lam)
+
+    def __repr__(self) -> str:
+        return f"Custom({self.name})"

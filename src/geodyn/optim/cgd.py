@@ -1,0 +1,310 @@
+"""Covariant gradient descent (CGD) with a diagonal noise covariance.
+
+One step (EQUATIONS.md §6, the discrete form of (2.2) q ← q − γ g⁻¹ ∇H with g = f(κ), (2.9)):
+
+    t += 1;  G = ∇H (minibatch)
+    m = β₁ m + (1−β₁) G                                  force
+    d = G − m (central) | G (raw)
+    K = β₂ K + (1−β₂) d∘d  [+ eps_inside]                noise moment, κ ≈ K̂ (2.8)
+    m̂ = m/(1−β₁ᵗ),  K̂ = K/(1−β₂ᵗ)                        bias correction (optional)
+    q ← q − γ m̂ / f(K̂)                                    f: the metric law, elementwise
+
+The step is composed of three pieces that live elsewhere: the EMA estimators of :mod:`geodyn.noise`, the
+metric law of :mod:`geodyn.metric`, and the update below. :func:`cgd_reference` is the plain per-tensor loop;
+:func:`cgd_foreach` the multi-tensor fast path that tests hold equal to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from geodyn.metric import Interpolating, MetricLaw
+from geodyn.noise import (
+    MOMENTS,
+    diagonal_moment_update,
+    diagonal_moment_update_foreach,
+    ema_update,
+    ema_update_foreach,
+    noise_deviation,
+    noise_deviation_foreach,
+)
+
+__all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
+
+NONFINITE_POLICIES = ("raise", "skip", "ignore")
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient held NaN or inf; the optimizer left parameters and state untouched."""
+
+
+def _as_float(value: Any) -> float:
+    return value.item() if isinstance(value, Tensor) else float(value)
+
+
+def validate_hyperparameters(group: dict[str, Any]) -> None:
+    """Raise ValueError naming the first bad hyperparameter of a parameter group."""
+    lr = _as_float(group["lr"])
+    if not (math.isfinite(lr) and lr >= 0.0):
+        raise ValueError(f"invalid learning rate lr={lr!r}: must be a finite number >= 0")
+    betas = group["betas"]
+    if len(betas) != 2:
+        raise ValueError(f"invalid betas={betas!r}: need two values (beta1, beta2)")
+    for i, beta in enumerate(betas):
+        b = _as_float(beta)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"invalid betas[{i}]={b!r}: must be in [0, 1)")
+    wd = _as_float(group["weight_decay"])
+    if not (math.isfinite(wd) and wd >= 0.0):
+        raise ValueError(f"invalid weight_decay={wd!r}: must be a finite number >= 0")
+    eps_inside = _as_float(group["eps_inside"])
+    if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
+        raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
+    if group["moment"] not in MOMENTS:
+        raise ValueError(f"unknown moment={group['moment']!r}: expected one of {', '.join(MOMENTS)}")
+    if not isinstance(group["metric"], MetricLaw):
+        raise ValueError(f"invalid metric={group['metric']!r}: expected a geodyn.metric.MetricLaw")
+    if group["nonfinite"] not in NONFINITE_POLICIES:
+        raise ValueError(
+            f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}"
+        )
+
+
+def _flat_value(metric: MetricLaw) -> float:
+    return float(metric(torch.zeros((), dtype=torch.float64)))
+
+
+def cgd_reference(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    first_moments: Sequence[Tensor],
+    noise_moments: Sequence[Tensor | None],
+    steps: Sequence[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    metric: MetricLaw,
+    moment: str,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    bias_correction: bool,
+    eps_inside: float,
+    maximize: bool,
+) -> None:
+    """One CGD step, tensor by tensor (EQUATIONS.md §6 and (2.2)): the reference the fast path must equal."""
+    flat = _flat_value(metric) if metric.is_flat else None
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        steps[i].add_(1)
+        t = steps[i].item()
+        if weight_decay:
+            if decoupled_weight_decay:
+                param.mul_(1.0 - lr * weight_decay)
+            else:
+                grad = grad.add(param, alpha=weight_decay)
+        m = first_moments[i]
+        ema_update(m, grad, beta1)
+        step_size = lr / (1.0 - beta1**t) if bias_correction else lr
+        if flat is not None:
+            param.add_(m, alpha=-step_size / flat)
+            continue
+        noise = noise_moments[i]
+        diagonal_moment_update(noise, noise_deviation(grad, m, moment), beta2, eps_inside)
+        noise_hat = noise / (1.0 - beta2**t) if bias_correction else noise
+        param.addcdiv_(m, metric(noise_hat), value=-step_size)
+
+
+def cgd_foreach(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    first_moments: Sequence[Tensor],
+    noise_moments: Sequence[Tensor | None],
+    steps: Sequence[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    metric: MetricLaw,
+    moment: str,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    bias_correction: bool,
+    eps_inside: float,
+    maximize: bool,
+) -> None:
+    """One CGD step on multi-tensor kernels; same arithmetic as :func:`cgd_reference`.
+
+    All tensors must share one device and dtype (the optimizer groups them).
+    """
+    params, first_moments, steps = list(params), list(first_moments), list(steps)
+    grads = torch._foreach_neg(list(grads)) if maximize else list(grads)
+    torch._foreach_add_(steps, 1)
+    ts = [s.item() for s in steps]
+    if weight_decay:
+        if decoupled_weight_decay:
+            torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+        else:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    ema_update_foreach(first_moments, grads, beta1)
+    if bias_correction:
+        step_sizes = [-lr / (1.0 - beta1**t) for t in ts]
+    else:
+        step_sizes = [-lr] * len(params)
+    if metric.is_flat:
+        flat = _flat_value(metric)
+        torch._foreach_add_(params, torch._foreach_mul(first_moments, [s / flat for s in step_sizes]))
+        return
+    noise = list(noise_moments)
+    diagonal_moment_update_foreach(noise, noise_deviation_foreach(grads, first_moments, moment), beta2, eps_inside)
+    if bias_correction:
+        noise_hat = torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts])
+    else:
+        noise_hat = noise
+    torch._foreach_addcdiv_(params, first_moments, metric.apply_foreach(noise_hat), step_sizes)
+
+
+class CGD(Optimizer):
+    """Covariant gradient descent, diagonal structure: q ← q − γ f(K̂)⁻¹ m̂ (EQUATIONS.md (2.2), (2.9), §6).
+
+    Args:
+        params: parameters or parameter groups; any setting below may be given per group (a group may have
+            its own metric law).
+        lr: learning rate γ (a float or a 0-dim tensor, for schedulers).
+        metric: the metric law f mapping noise eigenvalues to metric eigenvalues; default ``Interpolating(1e-8)``
+            (the α = ½ law of (6.4), as in Adam/AdaBelief).
+        moment: "central" (default; κ from G − m, AdaBelief-style) or "raw" (κ from G, Adam-style) (2.8).
+        betas: (β₁, β₂) of the force and noise EMAs; τ = β/(1−β) steps of memory.
+        weight_decay: L2 strength; ``decoupled_weight_decay`` applies it as q ← (1 − γλ) q (AdamW) instead of
+            adding λq to the gradient (Adam).
+        bias_correction: divide the EMAs by 1 − βᵗ (default on).
+        eps_inside: constant added to the stored noise moment each step; only to reproduce AdaBelief exactly.
+        maximize: ascend instead of descend.
+        foreach: use multi-tensor kernels (default) or the per-tensor reference loop.
+        nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`), "skip" the
+            group's step, or "ignore" (no check). Parameters and state are never touched by a refused step.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        metric: MetricLaw | None = None,
+        moment: str = "central",
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = True,
+        bias_correction: bool = True,
+        eps_inside: float = 0.0,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "raise",
+    ):
+        defaults = dict(
+            lr=lr,
+            metric=Interpolating(1e-8) if metric is None else metric,
+            moment=moment,
+            betas=tuple(betas),
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            bias_correction=bias_correction,
+            eps_inside=eps_inside,
+            maximize=maximize,
+            foreach=foreach,
+            nonfinite=nonfinite,
+        )
+        validate_hyperparameters(defaults)
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        validate_hyperparameters(self.param_groups[-1])
+
+    def _init_state(self, param: Tensor, metric: MetricLaw) -> dict[str, Any]:
+        state = self.state[param]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["first_moment"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if not metric.is_flat and "noise_moment" not in state:
+            state["noise_moment"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state
+
+    @staticmethod
+    def _finite(grads: list[Tensor]) -> bool:
+        if not grads:
+            return True
+        # One reduction per tensor and a single host sync for the whole group.
+        norms = torch._foreach_norm(grads, math.inf)
+        return bool(torch.stack([n.to(norms[0].device, torch.float32) for n in norms]).isfinite().all())
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        work = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError("CGD does not support sparse gradients")
+            grads = [p.grad for p in params]
+            if group["nonfinite"] != "ignore" and not self._finite(grads):
+                if group["nonfinite"] == "raise":
+                    raise NonFiniteGradientError(
+                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
+                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
+                    )
+                self.skipped_steps += 1
+                continue
+            work.append((group, params, grads))
+
+        for group, params, grads in work:
+            metric = group["metric"]
+            states = [self._init_state(p, metric) for p in params]
+            beta1, beta2 = group["betas"]
+            options = dict(
+                lr=_as_float(group["lr"]),
+                beta1=_as_float(beta1),
+                beta2=_as_float(beta2),
+                metric=metric,
+                moment=group["moment"],
+                weight_decay=_as_float(group["weight_decay"]),
+                decoupled_weight_decay=group["decoupled_weight_decay"],
+                bias_correction=group["bias_correction"],
+                eps_inside=_as_float(group["eps_inside"]),
+                maximize=group["maximize"],
+            )
+            if group["foreach"] is False:
+                cgd_reference(
+                    params,
+                    grads,
+                    [s["first_moment"] for s in states],
+                    [s.get("noise_moment") for s in states],
+                    [s["step"] for s in states],
+                    **options,
+                )
+                continue
+            buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+            for i, p in enumerate(params):
+                buckets.setdefault((p.device, p.dtype), []).append(i)
+            for indices in buckets.values():
+                cgd_foreach(
+                    [params[i] for i in indices],
+                    [grads[i] for i in indices],
+                    [states[i]["first_moment"] for i in indices],
+                    [states[i].get("noise_moment") for i in indices],
+                    [states[i]["step"] for i in indices],
+                    **options,
+                )
+        return loss
