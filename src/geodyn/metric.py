@@ -215,9 +215,7 @@ class PowerSum(MetricLaw):
     def regime(self, lam: Tensor) -> Tensor:
         """0 slow / 1 intermediate / 2 fast by the dominant term of g(λ) (EQUATIONS.md §5 convention)."""
         values = torch.stack(self._term_values(lam), dim=0)
-        classes = torch.tensor(
-            [regime_of_exponent(a) for _, a in self.terms], dtype=torch.long, device=values.device
-        )
+        classes = torch.tensor([regime_of_exponent(a) for _, a in self.terms], dtype=torch.long, device=values.device)
         return classes[values.argmax(dim=0)]
 
     def _class_coefficients(self) -> tuple[float, float, float] | None:

@@ -56,9 +56,7 @@ def noise_deviation(grad: Tensor, first_moment: Tensor, moment: Moment) -> Tenso
     return grad - first_moment if moment == "central" else grad
 
 
-def noise_deviation_foreach(
-    grads: Sequence[Tensor], first_moments: Sequence[Tensor], moment: Moment
-) -> list[Tensor]:
+def noise_deviation_foreach(grads: Sequence[Tensor], first_moments: Sequence[Tensor], moment: Moment) -> list[Tensor]:
     """:func:`noise_deviation` over lists."""
     if moment == "central":
         return torch._foreach_sub(list(grads), list(first_moments))

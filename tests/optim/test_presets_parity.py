@@ -6,9 +6,10 @@ import warnings
 
 import pytest
 import torch
-from helpers import train_pair
 
 from geodyn.optim import presets
+
+from helpers import train_pair
 
 TOL = 1e-10  # float64 round-off over 200 steps; an algorithmic difference shows at ≥ 1e-6
 

@@ -71,9 +71,7 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
     if not isinstance(group["metric"], MetricLaw):
         raise ValueError(f"invalid metric={group['metric']!r}: expected a geodyn.metric.MetricLaw")
     if group["nonfinite"] not in NONFINITE_POLICIES:
-        raise ValueError(
-            f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}"
-        )
+        raise ValueError(f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}")
 
 
 def _flat_value(metric: MetricLaw) -> float:

@@ -27,59 +27,114 @@ def sgd(params: Params, lr: float = 1e-3, momentum: float = 0.0, weight_decay: f
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"invalid momentum={momentum!r}: must be in [0, 1)")
     return CGD(
-        params, lr=lr / (1.0 - momentum), metric=Power(0.0), moment="raw", betas=(momentum, 0.0),
-        weight_decay=weight_decay, decoupled_weight_decay=False, bias_correction=False, **kw,
+        params,
+        lr=lr / (1.0 - momentum),
+        metric=Power(0.0),
+        moment="raw",
+        betas=(momentum, 0.0),
+        weight_decay=weight_decay,
+        decoupled_weight_decay=False,
+        bias_correction=False,
+        **kw,
     )
 
 
 def rmsprop(
-    params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0, **kw: Any
+    params: Params,
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    **kw: Any,
 ) -> CGD:
     """torch.optim.RMSprop(lr, alpha, eps) as CGD: Interpolating(eps) (6.4), raw moment, no momentum or bias
     correction."""
     return CGD(
-        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=(0.0, alpha), weight_decay=weight_decay,
-        decoupled_weight_decay=False, bias_correction=False, **kw,
+        params,
+        lr=lr,
+        metric=Interpolating(eps),
+        moment="raw",
+        betas=(0.0, alpha),
+        weight_decay=weight_decay,
+        decoupled_weight_decay=False,
+        bias_correction=False,
+        **kw,
     )
 
 
 def adam(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-    weight_decay: float = 0.0, **kw: Any,
+    params: Params,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    **kw: Any,
 ) -> CGD:
     """torch.optim.Adam as CGD: Interpolating(eps) (6.4) on the raw second moment, L2 weight decay."""
     return CGD(
-        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=betas, weight_decay=weight_decay,
-        decoupled_weight_decay=False, **kw,
+        params,
+        lr=lr,
+        metric=Interpolating(eps),
+        moment="raw",
+        betas=betas,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=False,
+        **kw,
     )
 
 
 def adamw(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-    weight_decay: float = 1e-2, **kw: Any,
+    params: Params,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    **kw: Any,
 ) -> CGD:
     """torch.optim.AdamW as CGD: Interpolating(eps) (6.4), raw moment, decoupled weight decay."""
     return CGD(
-        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=betas, weight_decay=weight_decay,
-        decoupled_weight_decay=True, **kw,
+        params,
+        lr=lr,
+        metric=Interpolating(eps),
+        moment="raw",
+        betas=betas,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=True,
+        **kw,
     )
 
 
 def adabelief(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-16,
-    weight_decay: float = 0.0, weight_decouple: bool = True, **kw: Any,
+    params: Params,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-16,
+    weight_decay: float = 0.0,
+    weight_decouple: bool = True,
+    **kw: Any,
 ) -> CGD:
     """AdaBelief (adabelief-pytorch 0.2.1, rectify=False) as CGD: Interpolating(eps) on the central moment,
     with eps also kept inside the stored moment as that implementation does."""
     return CGD(
-        params, lr=lr, metric=Interpolating(eps), moment="central", betas=betas, weight_decay=weight_decay,
-        decoupled_weight_decay=weight_decouple, eps_inside=eps, **kw,
+        params,
+        lr=lr,
+        metric=Interpolating(eps),
+        moment="central",
+        betas=betas,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=weight_decouple,
+        eps_inside=eps,
+        **kw,
     )
 
 
 def natural_gradient(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), damping: float = 1e-8,
-    weight_decay: float = 0.0, **kw: Any,
+    params: Params,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    damping: float = 1e-8,
+    weight_decay: float = 0.0,
+    **kw: Any,
 ) -> CGD:
     """Diagonal empirical-Fisher natural gradient: g = κ (α = 1, (6.1)) on the raw moment, plus ``damping``·I
     (damping = 0 is the exact Power(1) law)."""
@@ -88,11 +143,23 @@ def natural_gradient(
 
 
 def three_regime(
-    params: Params, lr: float = 1e-3, eps: float = 1e-8, zeta: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999), moment: str = "central", weight_decay: float = 0.0, **kw: Any,
+    params: Params,
+    lr: float = 1e-3,
+    eps: float = 1e-8,
+    zeta: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    moment: str = "central",
+    weight_decay: float = 0.0,
+    **kw: Any,
 ) -> CGD:
     """The three-regime metric g = ε + √κ + ζκ ((6.5), (6.8)) as an optimizer: noise eigenvalues below ε² move
     like SGD, those in the band ε² ≪ λ ≪ ζ⁻² like AdaBelief, larger ones like natural gradient."""
     return CGD(
-        params, lr=lr, metric=ThreeRegime(eps, zeta), moment=moment, betas=betas, weight_decay=weight_decay, **kw
+        params,
+        lr=lr,
+        metric=ThreeRegime(eps, zeta),
+        moment=moment,
+        betas=betas,
+        weight_decay=weight_decay,
+        **kw,
     )

@@ -1,0 +1,149 @@
+"""The `geodyn` command (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import geodyn
+
+app = typer.Typer(
+    name="geodyn",
+    help="Geometric learning dynamics: covariant gradient descent, regimes, and the paper's claims as experiments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+VERDICT_STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red"}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"geodyn {geodyn.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """geodyn command line."""
+
+
+@app.command()
+def reproduce(
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or full sizes.")] = True,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this experiment (repeatable).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<size>).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rerun experiments already finished in --out.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Base random seed.")] = 0,
+    bench: Annotated[
+        Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the registered claims and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+) -> None:
+    """Run every claim of the paper as an experiment and write one HTML report."""
+    from geodyn.experiments import REGISTRY
+    from geodyn.experiments.runner import run_experiments
+
+    if list_:
+        table = Table("experiment", "equations", "claim", title="registered claims")
+        for exp in REGISTRY:
+            table.add_row(exp.name, ", ".join(exp.claim.equations), exp.claim.statement)
+        Console().print(table)
+        return
+    for name in only or []:
+        if name not in REGISTRY.names():
+            _fail(f"unknown experiment {name!r} (known: {', '.join(REGISTRY.names())})")
+    bench_data = None
+    if bench is not None:
+        try:
+            bench_data = json.loads(bench.read_text())
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot read --bench {str(bench)!r}: {exc}")
+    size = "quick" if quick else "full"
+    out = out or Path("runs") / size
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} exists and is not a folder")
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+    selected = REGISTRY.select(only)
+    with progress:
+        overall = progress.add_task(f"reproduce ({size})", total=len(selected))
+        current: dict[str, int] = {}
+
+        def on_start(exp):
+            current[exp.name] = progress.add_task(f"  {exp.name}", total=1.0)
+
+        def on_progress(exp, fraction):
+            progress.update(current[exp.name], completed=min(max(fraction, 0.0), 1.0))
+
+        def on_finish(exp, result, cached):
+            if exp.name in current:
+                progress.update(current[exp.name], completed=1.0)
+            progress.advance(overall)
+            style = VERDICT_STYLE.get(result.verdict, "white")
+            note = " (kept from an earlier run)" if cached else f" ({result.seconds:.1f} s)"
+            if result.status == "error":
+                first = result.error.splitlines()[0] if result.error else "error"
+                progress.console.print(f"[red]✗ {exp.name}: {first}[/]", highlight=False)
+            elif not quiet:
+                progress.console.print(f"[{style}]● {exp.name}: {result.verdict}[/]{note}", highlight=False)
+
+        run = run_experiments(
+            REGISTRY,
+            out,
+            size=size,
+            only=only,
+            force=force,
+            seed=seed,
+            on_start=on_start,
+            on_progress=on_progress,
+            on_finish=on_finish,
+            bench=bench_data,
+        )
+
+    if as_json:
+        sys.stdout.write((out / "results.json").read_text() + "\n")
+    report = (out / "report.html").resolve()
+    if run.interrupted:
+        console.print(
+            f"[yellow]interrupted:[/] kept {len(run.experiments)} finished experiment(s); missing: "
+            f"{', '.join(run.missing)}. Report: {report}",
+            highlight=False,
+        )
+        raise typer.Exit(130)
+    if not as_json:
+        typer.echo(f"report: {report}")
+    if any(r.status == "error" for r in run.experiments):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

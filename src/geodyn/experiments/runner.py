@@ -1,0 +1,225 @@
+"""Run experiments into a run folder that holds everything needed to regenerate any figure.
+
+Layout of a run folder::
+
+    config.toml                      the resolved settings of the run
+    results.json                     schema-versioned summary of every experiment (SCHEMA_VERSION)
+    report.html                      self-contained report (figures embedded; opens from disk)
+    experiments/<name>/result.json   one experiment: checks, verdict, data, figure names
+    experiments/<name>/<figure>.png
+
+Each experiment's folder is written as soon as it finishes, so an interrupted run keeps what finished and a
+rerun skips it (unless forced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import tomli_w  # noqa: E402
+import torch  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+import geodyn  # noqa: E402
+from geodyn.experiments.registry import Experiment, Registry, Verdict  # noqa: E402
+
+SCHEMA_VERSION = 1
+
+__all__ = ["SCHEMA_VERSION", "ExperimentResult", "RunResults", "run_experiments", "environment"]
+
+
+class ExperimentResult(BaseModel):
+    name: str
+    section: str
+    equations: list[str]
+    statement: str
+    size: str
+    status: str  # "done" or "error"
+    verdict: str
+    checks: list[dict[str, Any]]
+    summary: str = ""
+    figures: list[str] = []
+    data: dict[str, Any] = {}
+    seconds: float = 0.0
+    error: str = ""
+
+
+class RunResults(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    geodyn_version: str
+    created: str
+    size: str
+    environment: dict[str, Any]
+    experiments: list[ExperimentResult]
+    missing: list[str]
+    interrupted: bool = False
+
+
+def environment() -> dict[str, Any]:
+    """Versions and device of this process, for the report."""
+    import numpy
+    import scipy
+
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "matplotlib": matplotlib.__version__,
+        "device": device,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _run_one(
+    exp: Experiment, size: str, folder: Path, seed: int, progress: Callable[[float], None]
+) -> ExperimentResult:
+    start = time.perf_counter()
+    claim = exp.claim
+    base = dict(
+        name=exp.name,
+        section=claim.section,
+        equations=list(claim.equations),
+        statement=claim.statement,
+        size=size,
+    )
+    try:
+        outcome = exp.run(exp.context(size, seed=seed, progress=progress))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # an experiment's failure is a result, not a crash of the whole run
+        return ExperimentResult(
+            **base,
+            status="error",
+            verdict=Verdict.NOT_REPRODUCED.value,
+            checks=[],
+            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
+            seconds=time.perf_counter() - start,
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for fig_name, fig in outcome.figures.items():
+        filename = f"{fig_name}.png"
+        fig.savefig(folder / filename, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        figures.append(filename)
+    return ExperimentResult(
+        **base,
+        status="done",
+        verdict=outcome.verdict.value,
+        checks=[c.as_dict() for c in outcome.checks],
+        summary=outcome.summary,
+        figures=figures,
+        data=_jsonable(outcome.data),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _load_finished(path: Path, size: str) -> ExperimentResult | None:
+    if not path.exists():
+        return None
+    try:
+        result = ExperimentResult.model_validate_json(path.read_text())
+    except ValueError:
+        return None
+    return result if result.size == size and result.status == "done" else None
+
+
+def run_experiments(
+    registry: Registry,
+    out: Path,
+    size: str = "quick",
+    only: list[str] | None = None,
+    force: bool = False,
+    seed: int = 0,
+    on_start: Callable[[Experiment], None] = lambda exp: None,
+    on_progress: Callable[[Experiment, float], None] = lambda exp, fraction: None,
+    on_finish: Callable[[Experiment, ExperimentResult, bool], None] = lambda exp, result, cached: None,
+    bench: dict[str, Any] | None = None,
+) -> RunResults:
+    """Run the selected experiments into ``out`` and write results.json and report.html.
+
+    Finished experiments of the same size are reused unless ``force``. On KeyboardInterrupt the finished ones
+    are written, the rest are listed as missing, and the results are returned with ``interrupted=True``.
+    """
+    from geodyn.report import write_report
+
+    selected = registry.select(only)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"size": size, "seed": seed, "only": [e.name for e in selected], "force": force, "out": str(out)}
+    (out / "config.toml").write_text(tomli_w.dumps(config))
+
+    results: list[ExperimentResult] = []
+    interrupted = False
+    for exp in selected:
+        folder = out / "experiments" / exp.name
+        cached = None if force else _load_finished(folder / "result.json", size)
+        if cached is not None:
+            results.append(cached)
+            on_finish(exp, cached, True)
+            continue
+        on_start(exp)
+        try:
+            result = _run_one(exp, size, folder, seed, lambda f, exp=exp: on_progress(exp, f))
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+        if result.status == "done":
+            (folder / "result.json").write_text(result.model_dump_json(indent=2))
+        results.append(result)
+        on_finish(exp, result, False)
+
+    done = {r.name for r in results}
+    run = RunResults(
+        geodyn_version=geodyn.__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        size=size,
+        environment=environment(),
+        experiments=results,
+        missing=[e.name for e in selected if e.name not in done],
+        interrupted=interrupted,
+    )
+    (out / "results.json").write_text(run.model_dump_json(indent=2))
+    write_report(run, out, registry=registry, bench=bench)
+    return run
+
+
+def load_results(out: Path) -> RunResults:
+    """Read a run folder's results.json, refusing other schema versions."""
+    raw = json.loads((out / "results.json").read_text())
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"results.json schema_version={raw.get('schema_version')!r}; expected {SCHEMA_VERSION}")
+    return RunResults.model_validate(raw)
