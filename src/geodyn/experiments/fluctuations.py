@@ -1,4 +1,4 @@
-"""Step fluctuations of covariant gradient descent: Cov(Δq) = γ² g⁻¹ κ g⁻¹ = γ² κ^{1−2α} ((2.6), (2.8), (5.5), (5.6))."""
+"""Step fluctuations of CGD: Cov(Δq) = γ² g⁻¹ κ g⁻¹ = γ² κ^{1−2α} ((2.6), (2.8), (5.5), (5.6))."""
 
 from __future__ import annotations
 
