@@ -5,8 +5,9 @@ estimate it online with exponential moving averages (the time averages of EQUATI
 ⟨f⟩_t = f_t/(1+τ) + τ/(1+τ)⟨f⟩_{t−1}, β = τ/(1+τ)):
 
 - the first moment m (the force F = m̂), and
-- the noise moment K of the deviation d = G − m ("central", AdaBelief-style, the default) or of d = G ("raw",
-  Adam-style).
+- the noise moment K of the deviation d = G − m ("central", AdaBelief-style, the default), of d = G ("raw",
+  Adam-style), or of the force itself, d = m ("momentum": with β₂ = 0 this is the instantaneous κ = M Mᵀ whose
+  α = ½ metric orthogonalises the update, the Muon limit; on the diagonal it gives sign descent).
 
 Each estimator has a one-tensor form (the reference path) and a list form on multi-tensor kernels (the fast
 path); both update their state in place.
@@ -20,8 +21,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-Moment = Literal["central", "raw"]
-MOMENTS: tuple[str, ...] = ("central", "raw")
+Moment = Literal["central", "raw", "momentum"]
+MOMENTS: tuple[str, ...] = ("central", "raw", "momentum")
 
 __all__ = [
     "Moment",
@@ -52,15 +53,17 @@ def ema_update_foreach(avgs: Sequence[Tensor], values: Sequence[Tensor], beta: f
 
 
 def noise_deviation(grad: Tensor, first_moment: Tensor, moment: Moment) -> Tensor:
-    """d = G − m (central) or d = G (raw): the sample whose second moment estimates κ (2.8)."""
-    return grad - first_moment if moment == "central" else grad
+    """d = G − m (central), d = G (raw) or d = m (momentum): the sample whose second moment estimates κ (2.8)."""
+    if moment == "central":
+        return grad - first_moment
+    return first_moment if moment == "momentum" else grad
 
 
 def noise_deviation_foreach(grads: Sequence[Tensor], first_moments: Sequence[Tensor], moment: Moment) -> list[Tensor]:
     """:func:`noise_deviation` over lists."""
     if moment == "central":
         return torch._foreach_sub(list(grads), list(first_moments))
-    return list(grads)
+    return list(first_moments) if moment == "momentum" else list(grads)
 
 
 def diagonal_moment_update(noise: Tensor, deviation: Tensor, beta: float, eps_inside: float = 0.0) -> None:

@@ -1,6 +1,13 @@
-"""Covariant gradient descent optimizers for PyTorch (EQUATIONS.md (2.2), (2.9), §6)."""
+"""Covariant gradient descent optimizers for PyTorch (EQUATIONS.md (2.2), (2.9), §6).
+
+- :class:`CGD`: diagonal noise covariance (every parameter; O(N)).
+- :class:`KronCGD`: Kronecker-factored covariance per weight matrix (Shampoo, SOAP and Muon as limits).
+- :class:`FullCGD`: the full N×N covariance (natural gradient; small models).
+"""
 
 from geodyn.optim import presets
 from geodyn.optim.cgd import CGD, NonFiniteGradientError
+from geodyn.optim.full import FullCGD
+from geodyn.optim.kron import KronCGD
 
-__all__ = ["CGD", "NonFiniteGradientError", "presets"]
+__all__ = ["CGD", "KronCGD", "FullCGD", "NonFiniteGradientError", "presets"]

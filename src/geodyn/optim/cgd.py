@@ -35,7 +35,7 @@ from geodyn.noise import (
     noise_deviation_foreach,
 )
 
-__all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
+__all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach", "all_finite", "effective_gradient"]
 
 NONFINITE_POLICIES = ("raise", "skip", "ignore")
 
@@ -63,7 +63,7 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
     wd = _as_float(group["weight_decay"])
     if not (math.isfinite(wd) and wd >= 0.0):
         raise ValueError(f"invalid weight_decay={wd!r}: must be a finite number >= 0")
-    eps_inside = _as_float(group["eps_inside"])
+    eps_inside = _as_float(group.get("eps_inside", 0.0))
     if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
         raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
     if group["moment"] not in MOMENTS:
@@ -72,6 +72,28 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
         raise ValueError(f"invalid metric={group['metric']!r}: expected a geodyn.metric.MetricLaw")
     if group["nonfinite"] not in NONFINITE_POLICIES:
         raise ValueError(f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}")
+
+
+def all_finite(grads: Sequence[Tensor]) -> bool:
+    """True when no gradient holds NaN or inf: one reduction per tensor and a single host sync."""
+    if not grads:
+        return True
+    norms = torch._foreach_norm(list(grads), math.inf)
+    return bool(torch.stack([n.to(norms[0].device, torch.float32) for n in norms]).isfinite().all())
+
+
+def effective_gradient(
+    param: Tensor, grad: Tensor, *, lr: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool
+) -> Tensor:
+    """−∇ for ``maximize``; L2 decay added to the gradient, or decoupled decay applied to ``param`` in place."""
+    if maximize:
+        grad = -grad
+    if weight_decay:
+        if decoupled_weight_decay:
+            param.mul_(1.0 - lr * weight_decay)
+        else:
+            grad = grad.add(param, alpha=weight_decay)
+    return grad
 
 
 def _flat_value(metric: MetricLaw) -> float:
@@ -99,14 +121,16 @@ def cgd_reference(
     """One CGD step, tensor by tensor (EQUATIONS.md §6 and (2.2)): the reference the fast path must equal."""
     flat = _flat_value(metric) if metric.is_flat else None
     for i, param in enumerate(params):
-        grad = -grads[i] if maximize else grads[i]
         steps[i].add_(1)
         t = steps[i].item()
-        if weight_decay:
-            if decoupled_weight_decay:
-                param.mul_(1.0 - lr * weight_decay)
-            else:
-                grad = grad.add(param, alpha=weight_decay)
+        grad = effective_gradient(
+            param,
+            grads[i],
+            lr=lr,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
         m = first_moments[i]
         ema_update(m, grad, beta1)
         step_size = lr / (1.0 - beta1**t) if bias_correction else lr
@@ -234,14 +258,6 @@ class CGD(Optimizer):
             state["noise_moment"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
-    @staticmethod
-    def _finite(grads: list[Tensor]) -> bool:
-        if not grads:
-            return True
-        # One reduction per tensor and a single host sync for the whole group.
-        norms = torch._foreach_norm(grads, math.inf)
-        return bool(torch.stack([n.to(norms[0].device, torch.float32) for n in norms]).isfinite().all())
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
@@ -257,7 +273,7 @@ class CGD(Optimizer):
                 if p.grad.is_sparse:
                     raise RuntimeError("CGD does not support sparse gradients")
             grads = [p.grad for p in params]
-            if group["nonfinite"] != "ignore" and not self._finite(grads):
+            if group["nonfinite"] != "ignore" and not all_finite(grads):
                 if group["nonfinite"] == "raise":
                     raise NonFiniteGradientError(
                         f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "

@@ -1,0 +1,292 @@
+"""A compiled CGD step: every parameter's whole update in one fused loop (torch.compile / inductor).
+
+:func:`cgd_compiled` has the signature and in-place semantics of :func:`geodyn.optim.cgd.cgd_foreach` and the
+same arithmetic (equal to it within float round-off; tests hold them to 1e-12 in float64). The multi-tensor
+path runs ~10 passes over memory per step (one per ``_foreach_*`` kernel); here inductor fuses the EMA
+updates, the metric law and the parameter update of every tensor into one C++ (or Triton) kernel that reads
+p, G, m, K once and writes p, m, K once.
+
+How recompilation is avoided:
+
+- Step-dependent scalars (bias corrections, the step size; also lr, betas, weight decay, eps_inside, so that
+  schedulers do not recompile) are computed on the host in double precision exactly as ``cgd_foreach`` does
+  and passed in one small tensor per call (one row per parameter), never as Python floats.
+- A :class:`~geodyn.metric.PowerSum` law is written into the generated source as literal constants
+  g = Σ c λ^a (terms in the order of :meth:`~geodyn.metric.PowerSum.apply_foreach`); any other law (e.g.
+  :class:`~geodyn.metric.Custom`) is called as is and traced by dynamo.
+- One function is generated (and compiled) per key (metric terms or law, moment, maximize, weight-decay mode,
+  bias correction, eps_inside on/off, flat). Each has its own code object, so dynamo's per-code-object
+  recompile limit is not shared between keys.
+- ``dynamic=False``: a kernel is specialised to the parameter shapes, dtype and device it sees (a model's
+  shapes do not change). A new set of shapes for the same key compiles once more; past dynamo's recompile
+  limit (default 8 per key) dynamo runs the same function eagerly, which is still correct, only slower.
+
+The first call per key and shape set compiles (seconds to tens of seconds on 2 CPU cores); inductor's on-disk
+cache makes later processes faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from geodyn.metric import MetricLaw, PowerSum
+from geodyn.noise import MOMENTS
+
+__all__ = ["cgd_compiled", "compiled_step_cache_clear", "compiled_step_source"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _opmath_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _at_least_1d(tensors: Sequence[Tensor]) -> list[Tensor]:
+    """0-dim tensors as (1,)-views of the same storage.
+
+    torch 2.13's dynamo treats a 0-dim float64 CPU input as a Python scalar and silently drops in-place
+    writes to it; a 1-element view is an ordinary tensor input, and writes through it reach the original.
+    """
+    return [t.view(1) if t.dim() == 0 else t for t in tensors]
+
+
+def _flat_value(metric: MetricLaw) -> float:
+    if isinstance(metric, PowerSum):
+        # A flat PowerSum has all exponents 0; its terms merge into one (the value metric(0) returns).
+        return sum(c for c, _ in metric.terms)
+    return float(metric(torch.zeros((), dtype=torch.float64)))
+
+
+def _power_expr(var: str, a: float) -> str:
+    if a == 0.5:
+        return f"{var}.sqrt()"
+    if a == 1.0:
+        return var
+    return f"{var}.pow({a!r})"
+
+
+def _powersum_lines(terms: Sequence[tuple[float, float]], lam: str, out: str) -> list[str]:
+    """Source lines computing ``out = Σ c λ^a`` in the operation order of ``PowerSum.apply_foreach``."""
+    lines: list[str] = []
+    have = False
+    constant = 0.0
+    for c, a in terms:
+        if a == 0.0:
+            constant += c
+            continue
+        if not have:
+            expr = _power_expr(lam, a)
+            lines.append(f"{out} = {expr}" if c == 1.0 else f"{out} = {expr} * {c!r}")
+            have = True
+        else:
+            lines.append(f"{out} = {out} + {c!r} * {_power_expr(lam, a)}")
+    if not have:  # only reached for flat laws, which take the flat path instead
+        raise ValueError("a PowerSum with only constant terms is flat")
+    if constant:
+        lines.append(f"{out} = {out} + {constant!r}")
+    return lines
+
+
+class _Layout:
+    """Which scalars a generated step reads, and their column in the per-parameter scalar row."""
+
+    def __init__(self, *, flat: bool, weight_decay: bool, decoupled: bool, bias_correction: bool, eps: bool):
+        names = ["lerp", "step"]
+        if weight_decay:
+            names.append("decay" if decoupled else "wd")
+        if not flat:
+            names += ["beta2", "one_minus_beta2"]
+            if eps:
+                names.append("eps_inside")
+            if bias_correction:
+                names.append("inv_bc2")
+        self.names = tuple(names)
+        self.index = {n: i for i, n in enumerate(names)}
+
+
+def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
+    law, moment, maximize, wd_mode, bias_correction, eps, flat = key
+    weight_decay = wd_mode is not None
+    layout = _Layout(
+        flat=flat,
+        weight_decay=weight_decay,
+        decoupled=wd_mode == "decoupled",
+        bias_correction=bias_correction,
+        eps=eps,
+    )
+    ix = layout.index
+    body: list[str] = [
+        "p = params[i]",
+        "s = scalars[i]",
+        "lowp = p.dtype in _LOW_PRECISION",
+        "p0 = p.float() if lowp else p",
+        "m0 = first_moments[i].float() if lowp else first_moments[i]",
+        "g = grads[i].float() if lowp else grads[i]",
+    ]
+    if maximize:
+        body.append("g = -g")
+    if wd_mode == "decoupled":
+        body.append(f"p0 = p0 * s[{ix['decay']}]")
+    elif wd_mode == "coupled":
+        body.append(f"g = g + s[{ix['wd']}] * p0")
+    body.append(f"m1 = torch.lerp(m0, g, s[{ix['lerp']}])")
+    if flat:
+        body.append(f"p1 = p0 + m1 * s[{ix['step']}]")
+    else:
+        body += [
+            "k = noise_moments[i]",
+            "k0 = k.float() if lowp else k",
+            "d = g - m1" if moment == "central" else "d = g",
+            f"k1 = k0 * s[{ix['beta2']}] + s[{ix['one_minus_beta2']}] * d * d",
+        ]
+        if eps:
+            body.append(f"k1 = k1 + s[{ix['eps_inside']}]")
+        body.append(f"lam = k1 * s[{ix['inv_bc2']}]" if bias_correction else "lam = k1")
+        if isinstance(law, tuple):
+            body += _powersum_lines(law, "lam", "metric_value")
+        else:
+            body.append("metric_value = _metric(lam)")
+        body.append(f"p1 = p0 + s[{ix['step']}] * m1 / metric_value")
+        body.append("k.copy_(k1)")
+    body += ["first_moments[i].copy_(m1)", "p.copy_(p1)"]
+    args = "params, grads, first_moments, noise_moments, scalars"
+    source = "\n".join(
+        [f"def _cgd_step({args}):", "    for i in range(len(params)):"] + [f"        {line}" for line in body]
+    )
+    return source + "\n", layout
+
+
+class _CompiledStep:
+    def __init__(self, key: tuple[Any, ...], metric: MetricLaw):
+        self.key = key
+        self.source, self.layout = _generate(key, metric)
+        namespace: dict[str, Any] = {"torch": torch, "_LOW_PRECISION": _LOW_PRECISION, "_metric": metric}
+        # A fresh code object per key: dynamo keeps its compile cache (and recompile limit) per code object.
+        code = compile(self.source, f"<geodyn.optim.compiled {key!r}>", "exec")
+        exec(code, namespace)  # noqa: S102 - generated from the key above, no user strings
+        self.eager: Callable[..., None] = namespace["_cgd_step"]
+        self.compiled = torch.compile(self.eager, dynamic=False, fullgraph=isinstance(key[0], tuple))
+
+
+_CACHE: dict[tuple[Any, ...], _CompiledStep] = {}
+
+
+def _key(
+    metric: MetricLaw,
+    moment: str,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    bias_correction: bool,
+    eps_inside: float,
+    maximize: bool,
+) -> tuple[Any, ...]:
+    if moment not in MOMENTS:
+        raise ValueError(f"unknown moment={moment!r}: expected one of {', '.join(MOMENTS)}")
+    flat = bool(metric.is_flat)
+    law: Any = metric.terms if isinstance(metric, PowerSum) else metric
+    if flat:
+        law = None  # the flat value travels as a runtime scalar
+    wd_mode = None if not weight_decay else ("decoupled" if decoupled_weight_decay else "coupled")
+    return (
+        law,
+        None if flat else moment,
+        bool(maximize),
+        wd_mode,
+        bool(bias_correction),
+        bool(eps_inside) and not flat,
+        flat,
+    )
+
+
+def _step_for(key: tuple[Any, ...], metric: MetricLaw) -> _CompiledStep:
+    step = _CACHE.get(key)
+    if step is None:
+        step = _CACHE[key] = _CompiledStep(key, metric)
+    return step
+
+
+def compiled_step_source(
+    metric: MetricLaw,
+    *,
+    moment: str = "central",
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = True,
+    bias_correction: bool = True,
+    eps_inside: float = 0.0,
+    maximize: bool = False,
+) -> str:
+    """The Python source that is compiled for these settings (for inspection and debugging)."""
+    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize)
+    return _generate(key, metric)[0]
+
+
+def compiled_step_cache_clear() -> None:
+    """Forget the generated steps (their compiled kernels go with them)."""
+    _CACHE.clear()
+
+
+def cgd_compiled(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    first_moments: Sequence[Tensor],
+    noise_moments: Sequence[Tensor | None],
+    steps: Sequence[Tensor],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    metric: MetricLaw,
+    moment: str,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    bias_correction: bool,
+    eps_inside: float,
+    maximize: bool,
+) -> None:
+    """One CGD step, each parameter's update fused into one compiled loop; same arithmetic and in-place
+    effects as :func:`geodyn.optim.cgd.cgd_foreach` (params, first_moments, noise_moments and steps are
+    updated in place). All tensors must share one device and dtype (the optimizer groups them).
+    """
+    params = list(params)
+    if not params:
+        return
+    steps = list(steps)
+    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize)
+    step = _step_for(key, metric)
+    flat = key[-1]
+
+    torch._foreach_add_(steps, 1)
+    ts = [s.item() for s in steps]
+    # Scalars in double precision, computed as cgd_foreach computes them.
+    per_name: dict[str, Any] = {"lerp": 1.0 - beta1}
+    if bias_correction:
+        step_sizes = [-lr / (1.0 - beta1**t) for t in ts]
+    else:
+        step_sizes = [-lr] * len(params)
+    if flat:
+        value = _flat_value(metric)
+        step_sizes = [s / value for s in step_sizes]
+    per_name["step"] = step_sizes
+    if weight_decay:
+        if decoupled_weight_decay:
+            per_name["decay"] = 1.0 - lr * weight_decay
+        else:
+            per_name["wd"] = weight_decay
+    if not flat:
+        per_name["beta2"] = beta2
+        per_name["one_minus_beta2"] = 1.0 - beta2
+        per_name["eps_inside"] = eps_inside
+        if bias_correction:
+            per_name["inv_bc2"] = [1.0 / (1.0 - beta2**t) for t in ts]
+    columns = [per_name[n] for n in step.layout.names]
+    rows = [[c[i] if isinstance(c, list) else c for c in columns] for i in range(len(params))]
+    ref = params[0]
+    scalars = torch.tensor(rows, dtype=_opmath_dtype(ref.dtype), device=ref.device)
+
+    noise = [] if flat else _at_least_1d(noise_moments)
+    with torch.no_grad():
+        step.compiled(_at_least_1d(params), _at_least_1d(grads), _at_least_1d(first_moments), noise, scalars)

@@ -1,0 +1,288 @@
+"""Covariant gradient descent with Kronecker-factored noise covariance (EQUATIONS.md §6, "Structures").
+
+For a weight matrix W (m×n; a convolution kernel is read as out × in·kh·kw) the noise covariance of vec(W) is
+approximated from two EMA factors of the deviation d (G − m, G, or m by ``moment``)::
+
+    L = E[d dᵀ] (m×m),   R = E[dᵀ d] (n×n),   κ ≈ c · L^{1/2} ⊗ R^{1/2},   c = tr L / (tr L^{1/2} · tr R^{1/2})
+
+The trace normalisation c makes tr κ = E‖d‖² (set ``trace_normalize=False`` for the bare product, which gives
+Shampoo exactly). κ's eigenbasis is Q_L ⊗ Q_R, refreshed every ``precondition_every`` steps, and the metric law
+acts on its eigenvalues in one of two ways:
+
+- ``spectrum="kron"``: on the Kronecker eigenvalues c·√(λ_L,i λ_R,j). With Power(α) this is the update
+  L^{−α/2} M R^{−α/2} (α = ½: Shampoo's L^{−1/4} M R^{−1/4}).
+- ``spectrum="adaptive"``: on an EMA of the squared deviation rotated into the eigenbasis (as SOAP does), which
+  corrects the Kronecker eigenvalues between refreshes.
+
+``sides="left"``/``"right"`` keep one factor only (κ ≈ L/n ⊗ I); ``sides="smaller"`` picks the smaller one. With
+``moment="momentum"``, β₂ = 0 and Power(½) the one-sided κ = M Mᵀ gives the polar factor U Vᵀ of M: Muon's update.
+
+The same step serves :class:`~geodyn.optim.FullCGD`, whose "matrix" is the whole parameter vector as N×1 with a
+left factor only — the full N×N κ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from geodyn.metric import Interpolating, MetricLaw
+from geodyn.noise import ema_update, noise_deviation
+from geodyn.optim.cgd import (
+    NonFiniteGradientError,
+    _as_float,
+    all_finite,
+    cgd_reference,
+    effective_gradient,
+    validate_hyperparameters,
+)
+from geodyn.optim.spectral import clipped_eigh, inverse_metric
+
+__all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES"]
+
+SPECTRA = ("kron", "adaptive")
+SIDES = ("both", "left", "right", "smaller")
+
+
+def _resolve_sides(sides: str, shape: tuple[int, int]) -> tuple[bool, bool]:
+    if sides == "smaller":
+        return (True, False) if shape[0] <= shape[1] else (False, True)
+    return sides in ("both", "left"), sides in ("both", "right")
+
+
+def matrix_step(
+    grad: Tensor,
+    first_moment: Tensor,
+    state: dict[str, Any],
+    *,
+    beta1: float,
+    beta2: float,
+    metric: MetricLaw,
+    moment: str,
+    bias_correction: bool,
+    spectrum: str,
+    sides: str,
+    trace_normalize: bool,
+    precondition_every: int,
+    rcond: float | None,
+) -> Tensor:
+    """Update the state of one matrix from its gradient (m×n) and return the direction f(κ̂)⁻¹ m̂ (m×n).
+
+    ``first_moment`` is the m×n force EMA (updated in place). State keys: step, left/right (factors),
+    left_basis/right_basis and left_eigenvalues/right_eigenvalues (cached eigendecompositions), rotated_moment
+    (adaptive spectrum).
+    """
+    use_left, use_right = _resolve_sides(sides, tuple(grad.shape))
+    state["step"].add_(1)
+    t = state["step"].item()
+    m = first_moment
+    ema_update(m, grad, beta1)
+    d = noise_deviation(grad, m, moment)
+    if use_left:
+        state["left"].mul_(beta2).addmm_(d, d.mT, alpha=1.0 - beta2)
+    if use_right:
+        state["right"].mul_(beta2).addmm_(d.mT, d, alpha=1.0 - beta2)
+    bc1 = 1.0 - beta1**t if bias_correction else 1.0
+    bc2 = 1.0 - beta2**t if bias_correction else 1.0
+
+    if (t - 1) % precondition_every == 0 or "left_basis" not in state and "right_basis" not in state:
+        for side, used in (("left", use_left), ("right", use_right)):
+            if used:
+                lam, basis = clipped_eigh(state[side] / bc2, rcond)
+                state[f"{side}_eigenvalues"] = lam.to(grad.dtype)
+                state[f"{side}_basis"] = basis.to(grad.dtype)
+
+    def rotate(x: Tensor) -> Tensor:
+        if use_left:
+            x = state["left_basis"].mT @ x
+        if use_right:
+            x = x @ state["right_basis"]
+        return x
+
+    force = rotate(m / bc1)
+    if spectrum == "kron":
+        lam = _kron_eigenvalues(state, grad.shape, use_left, use_right, trace_normalize)
+    else:
+        rotated = rotate(d)
+        state["rotated_moment"].mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
+        lam = state["rotated_moment"] / bc2
+    direction = force * inverse_metric(metric, lam)
+    if use_left:
+        direction = state["left_basis"] @ direction
+    if use_right:
+        direction = direction @ state["right_basis"].mT
+    return direction
+
+
+def _kron_eigenvalues(
+    state: dict[str, Any], shape: torch.Size, use_left: bool, use_right: bool, trace_normalize: bool
+) -> Tensor:
+    """Eigenvalues of κ ≈ c L^{1/2} ⊗ R^{1/2} (both sides) or L/n ⊗ I (one side), broadcast to the matrix shape."""
+    if use_left and use_right:
+        sl, sr = state["left_eigenvalues"].sqrt(), state["right_eigenvalues"].sqrt()
+        lam = sl[:, None] * sr[None, :]
+        if trace_normalize:
+            denom = sl.sum() * sr.sum()
+            c = torch.where(denom > 0, state["left_eigenvalues"].sum() / denom.clamp_min(1e-300), 0.0)
+            lam = lam * c
+        return lam
+    if use_left:
+        lam = state["left_eigenvalues"][:, None].expand(shape)
+        return lam / shape[1] if trace_normalize else lam
+    lam = state["right_eigenvalues"][None, :].expand(shape)
+    return lam / shape[0] if trace_normalize else lam
+
+
+class KronCGD(Optimizer):
+    """Covariant gradient descent with a Kronecker-factored metric per weight matrix (EQUATIONS.md (2.2), (2.9), §6).
+
+    Parameters with ≥ 2 dimensions (and no side longer than ``max_factor_dim``) use the Kronecker structure of
+    the module docstring; the others use diagonal CGD with the same law. Arguments as :class:`~geodyn.optim.CGD`,
+    plus:
+
+    Args:
+        spectrum: "kron" (metric on the Kronecker eigenvalues) or "adaptive" (on a rotated second moment, SOAP-like).
+        sides: "both" (default), "left", "right" or "smaller" (one factor, on the smaller dimension).
+        trace_normalize: scale κ so that tr κ = E‖d‖² (default True; False gives Shampoo's bare product).
+        precondition_every: eigenbases are refreshed every k steps (1 = exact; O(m³ + n³) per refresh).
+        max_factor_dim: parameters with a side longer than this fall back to diagonal CGD (factor memory m² + n²).
+        rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | Tensor = 1e-3,
+        metric: MetricLaw | None = None,
+        moment: str = "central",
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = True,
+        bias_correction: bool = True,
+        maximize: bool = False,
+        spectrum: str = "kron",
+        sides: str = "both",
+        trace_normalize: bool = True,
+        precondition_every: int = 10,
+        max_factor_dim: int = 4096,
+        rcond: float | None = None,
+        nonfinite: str = "raise",
+    ):
+        defaults = dict(
+            lr=lr,
+            metric=Interpolating(1e-8) if metric is None else metric,
+            moment=moment,
+            betas=tuple(betas),
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            bias_correction=bias_correction,
+            maximize=maximize,
+            spectrum=spectrum,
+            sides=sides,
+            trace_normalize=trace_normalize,
+            precondition_every=precondition_every,
+            max_factor_dim=max_factor_dim,
+            rcond=rcond,
+            nonfinite=nonfinite,
+        )
+        _validate_structure(defaults)
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        _validate_structure(self.param_groups[-1])
+
+    def _is_matrix(self, param: Tensor, group: dict[str, Any]) -> bool:
+        return param.ndim >= 2 and max(param.shape[0], param[0].numel()) <= group["max_factor_dim"]
+
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = self.state[param]
+        if state:
+            return state
+        state["step"] = torch.zeros((), dtype=torch.float32)
+        state["first_moment"] = torch.zeros_like(param, memory_format=torch.contiguous_format)
+        if not self._is_matrix(param, group):
+            state["noise_moment"] = torch.zeros_like(param)
+            return state
+        rows, cols = param.shape[0], param[0].numel()
+        use_left, use_right = _resolve_sides(group["sides"], (rows, cols))
+        if use_left:
+            state["left"] = param.new_zeros(rows, rows)
+        if use_right:
+            state["right"] = param.new_zeros(cols, cols)
+        if group["spectrum"] == "adaptive":
+            state["rotated_moment"] = param.new_zeros(rows, cols)
+        return state
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["nonfinite"] != "ignore" and not all_finite(grads):
+                if group["nonfinite"] == "raise":
+                    raise NonFiniteGradientError(
+                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
+                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
+                    )
+                self.skipped_steps += 1
+                continue
+            work.append((group, params, grads))
+
+        for group, params, grads in work:
+            lr = _as_float(group["lr"])
+            beta1, beta2 = (_as_float(b) for b in group["betas"])
+            for param, grad in zip(params, grads):
+                state = self._init_state(param, group)
+                if not self._is_matrix(param, group):
+                    cgd_reference(
+                        [param], [grad], [state["first_moment"]], [state["noise_moment"]], [state["step"]],
+                        lr=lr, beta1=beta1, beta2=beta2, metric=group["metric"], moment=group["moment"],
+                        weight_decay=_as_float(group["weight_decay"]),
+                        decoupled_weight_decay=group["decoupled_weight_decay"],
+                        bias_correction=group["bias_correction"], eps_inside=0.0, maximize=group["maximize"],
+                    )  # fmt: skip
+                    continue
+                g = effective_gradient(
+                    param, grad, lr=lr, weight_decay=_as_float(group["weight_decay"]),
+                    decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
+                )  # fmt: skip
+                rows = param.shape[0]
+                direction = matrix_step(
+                    g.reshape(rows, -1),
+                    state["first_moment"].view(rows, -1),
+                    state,
+                    beta1=beta1, beta2=beta2, metric=group["metric"], moment=group["moment"],
+                    bias_correction=group["bias_correction"], spectrum=group["spectrum"], sides=group["sides"],
+                    trace_normalize=group["trace_normalize"], precondition_every=group["precondition_every"],
+                    rcond=group["rcond"],
+                )  # fmt: skip
+                param.add_(direction.reshape(param.shape), alpha=-lr)
+        return loss
+
+
+def _validate_structure(group: dict[str, Any]) -> None:
+    validate_hyperparameters(group)
+    if group["spectrum"] not in SPECTRA:
+        raise ValueError(f"unknown spectrum={group['spectrum']!r}: expected one of {', '.join(SPECTRA)}")
+    if group["sides"] not in SIDES:
+        raise ValueError(f"unknown sides={group['sides']!r}: expected one of {', '.join(SIDES)}")
+    k = group["precondition_every"]
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"invalid precondition_every={k!r}: must be an integer >= 1")
+    if not isinstance(group["max_factor_dim"], int) or group["max_factor_dim"] < 1:
+        raise ValueError(f"invalid max_factor_dim={group['max_factor_dim']!r}: must be an integer >= 1")
+    rcond = group["rcond"]
+    if rcond is not None and not (0.0 <= float(rcond) < 1.0):
+        raise ValueError(f"invalid rcond={rcond!r}: must be in [0, 1)")
