@@ -285,3 +285,27 @@ def test_kron_bad_structure_arguments():
         KronCGD(p, precondition_every=0)
     with pytest.raises(ValueError, match="precondition_every=0"):
         FullCGD(p, precondition_every=0)
+
+
+def test_presets_of_structured_limits():
+    from geodyn.optim import presets
+
+    g = _grads((4, 6), 1, seed=9)[0]
+    # Muon: the first step is −γ U Vᵀ of the momentum (1−μ)G, i.e. of G.
+    history, _, _ = _run(lambda p: presets.muon_exact(p, lr=0.1), [g], (4, 6))
+    u, _, vt = np.linalg.svd(g, full_matrices=False)
+    np.testing.assert_allclose(history[0], -0.1 * u @ vt, atol=1e-12, rtol=0)
+    # Full natural gradient: κ̂ = G Gᵀ has rank one, so its pseudo-inverse gives Δq = −γ G/‖G‖².
+    vec = g.reshape(-1)
+    history, _, _ = _run(lambda p: presets.natural_gradient_full(p, lr=0.1, damping=0.0), [vec], vec.shape)
+    np.testing.assert_allclose(history[0], -0.1 * vec / (vec @ vec), atol=1e-12, rtol=0)
+    # Shampoo without ε is the KronCGD configuration checked above against scipy's matrix powers.
+    grads = _grads((4, 6), 6, seed=10)
+    a, _, _ = _run(lambda p: presets.shampoo(p, lr=0.1, eps=0.0, precondition_every=2), grads, (4, 6))
+    b, _, _ = _run(
+        lambda p: KronCGD(p, lr=0.1, metric=Power(0.5), moment="raw", trace_normalize=False, precondition_every=2),
+        grads, (4, 6),
+    )  # fmt: skip
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert isinstance(presets.three_regime_kron([nn.Parameter(torch.zeros(2, 2))]).param_groups[0]["metric"],
+                      ThreeRegime)  # fmt: skip

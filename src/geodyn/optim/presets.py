@@ -13,12 +13,18 @@ from torch import Tensor
 
 from geodyn.metric import Interpolating, Power, ThreeRegime
 from geodyn.optim.cgd import CGD
+from geodyn.optim.full import FullCGD
+from geodyn.optim.kron import KronCGD
 
-__all__ = ["sgd", "rmsprop", "adam", "adamw", "adabelief", "natural_gradient", "three_regime"]
+__all__ = [
+    "sgd", "rmsprop", "adam", "adamw", "adabelief", "natural_gradient", "three_regime",
+    "shampoo", "soap_like", "muon_exact", "natural_gradient_full", "three_regime_kron",
+]  # fmt: skip
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
+# fmt: off
 def sgd(params: Params, lr: float = 1e-3, momentum: float = 0.0, weight_decay: float = 0.0, **kw: Any) -> CGD:
     """torch.optim.SGD(lr, momentum) as CGD: metric Power(0) (α = 0, (6.3)), no bias correction.
 
@@ -163,3 +169,58 @@ def three_regime(
         weight_decay=weight_decay,
         **kw,
     )
+
+
+def shampoo(
+    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-12,
+    precondition_every: int = 10, weight_decay: float = 0.0, **kw: Any,
+) -> KronCGD:
+    """Shampoo without grafting as KronCGD: raw Kronecker factors, g = κ^{1/2} (+ ε) on the bare product
+    L^{1/2} ⊗ R^{1/2}, i.e. the update L^{−1/4} M R^{−1/4} (EQUATIONS.md §6 table)."""
+    return KronCGD(
+        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=betas, weight_decay=weight_decay,
+        spectrum="kron", trace_normalize=False, precondition_every=precondition_every, **kw,
+    )
+
+
+def soap_like(
+    params: Params, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95), eps: float = 1e-8,
+    precondition_every: int = 10, weight_decay: float = 0.0, **kw: Any,
+) -> KronCGD:
+    """SOAP-like: Adam's √v + ε law on the raw second moment rotated into the Kronecker eigenbasis."""
+    return KronCGD(
+        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=betas, weight_decay=weight_decay,
+        spectrum="adaptive", precondition_every=precondition_every, **kw,
+    )
+
+
+def muon_exact(
+    params: Params, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0, **kw: Any
+) -> KronCGD:
+    """Muon with the exact polar factor: one-sided instantaneous κ = M Mᵀ of the momentum M and g = κ^{1/2},
+    so the update is U Vᵀ for M = U Σ Vᵀ. Vectors get the diagonal limit of the same law (sign descent)."""
+    return KronCGD(
+        params, lr=lr, metric=Power(0.5), moment="momentum", betas=(momentum, 0.0), weight_decay=weight_decay,
+        sides="smaller", trace_normalize=False, precondition_every=1, bias_correction=False, **kw,
+    )
+
+
+def natural_gradient_full(
+    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), damping: float = 1e-8,
+    precondition_every: int = 1, **kw: Any,
+) -> FullCGD:
+    """Empirical-Fisher natural gradient with the full N×N κ: g = κ + damping·I (α = 1, (6.1))."""
+    metric = Power(1.0) + damping if damping else Power(1.0)
+    return FullCGD(params, lr=lr, metric=metric, moment="raw", betas=betas, precondition_every=precondition_every, **kw)
+
+
+def three_regime_kron(
+    params: Params, lr: float = 1e-3, eps: float = 1e-8, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
+    spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, **kw: Any,
+) -> KronCGD:
+    """The three-regime law g = ε + √κ + ζκ ((6.5)) on the centred Kronecker-factored κ (trace-normalised)."""
+    return KronCGD(
+        params, lr=lr, metric=ThreeRegime(eps, zeta), moment="central", betas=betas, weight_decay=weight_decay,
+        spectrum=spectrum, precondition_every=precondition_every, **kw,
+    )
+# fmt: on
