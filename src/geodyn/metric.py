@@ -96,7 +96,9 @@ class MetricLaw:
         x = lam.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             g = self(x)
-            (dg,) = torch.autograd.grad(g.sum(), x)
+            if not g.requires_grad:  # a constant law: α_eff ≡ 0
+                return torch.zeros_like(lam)
+            (dg,) = torch.autograd.grad(g.sum(), x, allow_unused=True, materialize_grads=True)
         return (x * dg / g).detach()
 
     def regime(self, lam: Tensor) -> Tensor:
@@ -127,7 +129,7 @@ class PowerSum(MetricLaw):
             merged[alpha] = merged.get(alpha, 0.0) + _check_nonnegative("metric coefficient", coef)
         kept = tuple(sorted((c, a) for a, c in merged.items() if c > 0.0))
         if not kept:
-            raise ValueError("a metric law needs at least one term with a positive coefficient")
+            raise ValueError(f"a metric law needs at least one term with a positive coefficient, got terms {terms!r}")
         # Sorted by exponent so ties (e.g. at λ = 0) resolve to the slowest term.
         self.terms: tuple[tuple[float, float], ...] = tuple(sorted(kept, key=lambda t: t[1]))
         self.is_flat = all(a == 0.0 for _, a in self.terms)
@@ -175,6 +177,8 @@ class PowerSum(MetricLaw):
     def apply_foreach(self, lams: Sequence[Tensor]) -> list[Tensor]:
         """g(λ) over a list with multi-tensor kernels; constant terms are added last (as Adam adds eps)."""
         lams = list(lams)
+        if not lams:
+            return []
         out: list[Tensor] | None = None
         constant = 0.0
         for c, a in self.terms:
@@ -183,11 +187,11 @@ class PowerSum(MetricLaw):
                 continue
             if out is None:
                 if a == 0.5:
-                    out = torch._foreach_sqrt(lams)
+                    out = list(torch._foreach_sqrt(lams))
                 elif a == 1.0:
                     out = [lam.clone() for lam in lams]
                 else:
-                    out = torch._foreach_pow(lams, a)
+                    out = list(torch._foreach_pow(lams, a))
                 if c != 1.0:
                     torch._foreach_mul_(out, c)
             elif a == 1.0:
@@ -228,13 +232,15 @@ class PowerSum(MetricLaw):
         return coef[0.0], coef[0.5], coef[1.0]
 
     def intermediate_share(self, lam: Tensor) -> Tensor:
-        """Share of g(λ) carried by the intermediate-class terms (the √λ term of (6.8))."""
+        """Share of g(λ) carried by the intermediate-class terms (the √λ term of (6.8)); at g = 0 its λ → 0 limit."""
         values = self._term_values(lam)
         mid = torch.zeros_like(values[0])
         for v, (_, a) in zip(values, self.terms, strict=True):
             if regime_of_exponent(a) == INTERMEDIATE:
                 mid = mid + v
-        return mid / sum(values[1:], values[0])
+        g = sum(values[1:], values[0])
+        limit = float(regime_of_exponent(self.terms[0][1]) == INTERMEDIATE)  # the smallest exponent dominates
+        return torch.where(g > 0, mid / torch.where(g > 0, g, torch.ones_like(g)), torch.full_like(g, limit))
 
     def band(self, share: float = 0.9) -> tuple[float, float] | None:
         """The intermediate band (6.9): λ where the √λ-term's share of g is ≥ ``share``, or None.
@@ -327,7 +333,9 @@ class ThreeRegime(PowerSum):
 class Custom(MetricLaw):
     """A metric law from any elementwise callable λ ↦ g(λ) > 0 built from torch operations.
 
-    α_eff comes from automatic differentiation; the regime is the nearest of α = 0, ½, 1 to α_eff.
+    α_eff comes from automatic differentiation; the regime is the nearest of α = 0, ½, 1 to α_eff. A custom law
+    exposes no terms, so its regime follows the local exponent rather than the dominant term: the same function
+    as a :class:`PowerSum` may classify points near the crossovers differently, and it has no ``band()``.
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor], name: str | None = None):

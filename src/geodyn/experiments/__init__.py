@@ -1,6 +1,6 @@
 """Every claim of the paper as an experiment; importing this package registers them all."""
 
-from geodyn.experiments import exact_limits, fluctuations  # noqa: F401  (registration on import)
+from geodyn.experiments import exact_limits, fluctuations, optimizer_ordering  # noqa: F401  (registers them)
 from geodyn.experiments.registry import (
     REGISTRY,
     Check,
