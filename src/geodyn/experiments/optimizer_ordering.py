@@ -17,8 +17,9 @@ from geodyn.optim import FullCGD, NonFiniteGradientError, presets
 
 Factory = Callable[[list[nn.Parameter], float], torch.optim.Optimizer]
 
-#: Every optimizer gets the same learning-rate grid (chosen before looking at results) and keeps its best.
-LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: Every optimizer gets the same learning-rate grid (fixed in advance, wide enough for the α = 1 laws whose steps
+#: are O(γ/|G|)) and keeps its best setting.
+LR_GRIDS = {"quick": (1e-3, 1e-2, 1e-1, 1.0), "full": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)}
 
 OPTIMIZERS: dict[str, Factory] = {
     "SGD (momentum 0.9)": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9),
@@ -98,7 +99,8 @@ def optimizer_ordering(ctx: Context) -> Outcome:
         "multiplication MLP": (lambda make, lr, seed: multiplication_run(make, lr, mlp_steps, seed), mlp_steps),
     }
     seeds = [ctx.seed + i for i in range(p["seeds"])]
-    total = len(tasks) * len(OPTIMIZERS) * len(LR_GRID) * len(seeds)
+    lr_grid = LR_GRIDS[ctx.size]
+    total = len(tasks) * len(OPTIMIZERS) * len(lr_grid) * len(seeds)
     done = 0
     results: dict[str, dict[str, dict]] = {}
     fig, axes = plt.subplots(1, len(tasks), figsize=(12, 4.3))
@@ -107,7 +109,7 @@ def optimizer_ordering(ctx: Context) -> Outcome:
         results[task] = {}
         for name, make in OPTIMIZERS.items():
             best = None
-            for lr in LR_GRID:
+            for lr in lr_grid:
                 curves = []
                 for seed in seeds:
                     curves.append(_guarded(lambda run=run, make=make, lr=lr, seed=seed: run(make, lr, seed), steps))
@@ -144,7 +146,7 @@ def optimizer_ordering(ctx: Context) -> Outcome:
     return Outcome(
         checks=checks,
         figures={"loss_curves": fig},
-        data={"results": data, "order": order, "lr_grid": list(LR_GRID)},
+        data={"results": data, "order": order, "lr_grid": list(lr_grid)},
         summary=f"Final losses (mean of the last 5 % of steps, best learning rate of a shared grid): {summary} "
         "On Rosenbrock the parameter is one 2-vector, so the Kronecker optimizer takes its diagonal path.",
     )
