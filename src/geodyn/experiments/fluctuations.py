@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
+from geodyn.analysis import estimate_alpha
 from geodyn.experiments.registry import Check, Context, Outcome, experiment
 from geodyn.metric import Power
 from geodyn.optim import CGD
@@ -39,16 +39,6 @@ def step_variances(alpha: float, kappa: torch.Tensor, lr: float, steps: int, bet
     return total_sq / steps - mean * mean
 
 
-def fit_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares slope, its standard error, and the intercept of y = a + s x."""
-    a = np.vstack([np.ones_like(x), x]).T
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    resid = y - a @ coef
-    dof = max(len(x) - 2, 1)
-    se = math.sqrt(float(resid @ resid) / dof / float(((x - x.mean()) ** 2).sum()))
-    return float(coef[1]), se, float(coef[0])
-
-
 @experiment(
     "fluctuation-exponent",
     equations=("2.6", "2.8", "2.9", "5.5", "5.6"),
@@ -62,13 +52,12 @@ def fluctuation_exponent(ctx: Context) -> Outcome:
     n, steps, beta2 = ctx.params["n"], ctx.params["steps"], ctx.params["beta2"]
     lr = 1e-2
     kappa = torch.logspace(-4, 2, n, dtype=torch.float64)
-    log_k = np.log(kappa.numpy())
     checks, data = [], {}
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, alpha in enumerate(ALPHAS):
         var = step_variances(alpha, kappa, lr, steps, beta2, ctx.seed + i)
-        log_v = np.log(var.numpy() / lr**2)
-        slope, se, intercept = fit_slope(log_k, log_v)
+        fit = estimate_alpha(var, kappa)
+        slope, se, intercept = fit.slope, 2 * fit.stderr, fit.intercept - 2 * math.log(lr)
         expected = 1 - 2 * alpha
         # Monte-Carlo tolerance: 4 standard errors of the fitted slope (the EMA's κ̂ jitter is scale-free,
         # so it biases every coordinate by the same factor and leaves the slope alone).
