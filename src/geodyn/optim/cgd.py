@@ -16,17 +16,14 @@ metric law of :mod:`geodyn.metric`, and the update below. :func:`cgd_reference` 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from geodyn.metric import Interpolating, MetricLaw
+from geodyn.metric import MetricLaw
 from geodyn.noise import (
-    MOMENTS,
     diagonal_moment_update,
     diagonal_moment_update_foreach,
     ema_update,
@@ -34,66 +31,15 @@ from geodyn.noise import (
     noise_deviation,
     noise_deviation_foreach,
 )
+from geodyn.optim.base import (
+    CovariantOptimizer,
+    NonFiniteGradientError,
+    _as_float,
+    effective_gradient,
+    group_options,
+)
 
-__all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach", "all_finite", "effective_gradient"]
-
-NONFINITE_POLICIES = ("raise", "skip", "ignore")
-
-
-class NonFiniteGradientError(FloatingPointError):
-    """A gradient held NaN or inf; the optimizer left parameters and state untouched."""
-
-
-def _as_float(value: Any) -> float:
-    return value.item() if isinstance(value, Tensor) else float(value)
-
-
-def validate_hyperparameters(group: dict[str, Any]) -> None:
-    """Raise ValueError naming the first bad hyperparameter of a parameter group."""
-    lr = _as_float(group["lr"])
-    if not (math.isfinite(lr) and lr >= 0.0):
-        raise ValueError(f"invalid learning rate lr={lr!r}: must be a finite number >= 0")
-    betas = group["betas"]
-    if len(betas) != 2:
-        raise ValueError(f"invalid betas={betas!r}: need two values (beta1, beta2)")
-    for i, beta in enumerate(betas):
-        b = _as_float(beta)
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"invalid betas[{i}]={b!r}: must be in [0, 1)")
-    wd = _as_float(group["weight_decay"])
-    if not (math.isfinite(wd) and wd >= 0.0):
-        raise ValueError(f"invalid weight_decay={wd!r}: must be a finite number >= 0")
-    eps_inside = _as_float(group.get("eps_inside", 0.0))
-    if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
-        raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
-    if group["moment"] not in MOMENTS:
-        raise ValueError(f"unknown moment={group['moment']!r}: expected one of {', '.join(MOMENTS)}")
-    if not isinstance(group["metric"], MetricLaw):
-        raise ValueError(f"invalid metric={group['metric']!r}: expected a geodyn.metric.MetricLaw")
-    if group["nonfinite"] not in NONFINITE_POLICIES:
-        raise ValueError(f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}")
-
-
-def all_finite(grads: Sequence[Tensor]) -> bool:
-    """True when no gradient holds NaN or inf: one reduction per tensor and a single host sync."""
-    if not grads:
-        return True
-    norms = torch._foreach_norm(list(grads), math.inf)
-    return bool(torch.stack([n.to(norms[0].device, torch.float32) for n in norms]).isfinite().all())
-
-
-def effective_gradient(
-    param: Tensor, grad: Tensor, *, lr: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool
-) -> Tensor:
-    """−∇ for ``maximize``; L2 decay added to the gradient, or decoupled decay applied to ``param`` in place."""
-    if maximize:
-        grad = -grad
-    if weight_decay:
-        if decoupled_weight_decay:
-            param.mul_(1.0 - lr * weight_decay)
-        else:
-            grad = grad.add(param, alpha=weight_decay)
-    return grad
+__all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
 
 
 def _flat_value(metric: MetricLaw) -> float:
@@ -192,7 +138,7 @@ def cgd_foreach(
     torch._foreach_addcdiv_(params, first_moments, metric.apply_foreach(noise_hat), step_sizes)
 
 
-class CGD(Optimizer):
+class CGD(CovariantOptimizer):
     """Covariant gradient descent, diagonal structure: q ← q − γ f(K̂)⁻¹ m̂ (EQUATIONS.md (2.2), (2.9), §6).
 
     Args:
@@ -230,7 +176,7 @@ class CGD(Optimizer):
     ):
         defaults = dict(
             lr=lr,
-            metric=Interpolating(1e-8) if metric is None else metric,
+            metric=metric,
             moment=moment,
             betas=tuple(betas),
             weight_decay=weight_decay,
@@ -241,13 +187,7 @@ class CGD(Optimizer):
             foreach=foreach,
             nonfinite=nonfinite,
         )
-        validate_hyperparameters(defaults)
-        self.skipped_steps = 0
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        validate_hyperparameters(self.param_groups[-1])
 
     def _init_state(self, param: Tensor, metric: MetricLaw) -> dict[str, Any]:
         state = self.state[param]
@@ -258,67 +198,29 @@ class CGD(Optimizer):
             state["noise_moment"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-
-        work = []
-        for index, group in enumerate(self.param_groups):
-            params = [p for p in group["params"] if p.grad is not None]
-            for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError("CGD does not support sparse gradients")
-            grads = [p.grad for p in params]
-            if group["nonfinite"] != "ignore" and not all_finite(grads):
-                if group["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
-                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
-                continue
-            work.append((group, params, grads))
-
-        for group, params, grads in work:
-            metric = group["metric"]
-            states = [self._init_state(p, metric) for p in params]
-            beta1, beta2 = group["betas"]
-            options = dict(
-                lr=_as_float(group["lr"]),
-                beta1=_as_float(beta1),
-                beta2=_as_float(beta2),
-                metric=metric,
-                moment=group["moment"],
-                weight_decay=_as_float(group["weight_decay"]),
-                decoupled_weight_decay=group["decoupled_weight_decay"],
-                bias_correction=group["bias_correction"],
-                eps_inside=_as_float(group["eps_inside"]),
-                maximize=group["maximize"],
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        metric = group["metric"]
+        states = [self._init_state(p, metric) for p in params]
+        options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
+        if group["foreach"] is False:
+            cgd_reference(
+                params,
+                grads,
+                [s["first_moment"] for s in states],
+                [s.get("noise_moment") for s in states],
+                [s["step"] for s in states],
+                **options,
             )
-            if group["foreach"] is False:
-                cgd_reference(
-                    params,
-                    grads,
-                    [s["first_moment"] for s in states],
-                    [s.get("noise_moment") for s in states],
-                    [s["step"] for s in states],
-                    **options,
-                )
-                continue
-            buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-            for i, p in enumerate(params):
-                buckets.setdefault((p.device, p.dtype), []).append(i)
-            for indices in buckets.values():
-                cgd_foreach(
-                    [params[i] for i in indices],
-                    [grads[i] for i in indices],
-                    [states[i]["first_moment"] for i in indices],
-                    [states[i].get("noise_moment") for i in indices],
-                    [states[i]["step"] for i in indices],
-                    **options,
-                )
-        return loss
+            return
+        buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for i, p in enumerate(params):
+            buckets.setdefault((p.device, p.dtype), []).append(i)
+        for indices in buckets.values():
+            cgd_foreach(
+                [params[i] for i in indices],
+                [grads[i] for i in indices],
+                [states[i]["first_moment"] for i in indices],
+                [states[i].get("noise_moment") for i in indices],
+                [states[i]["step"] for i in indices],
+                **options,
+            )

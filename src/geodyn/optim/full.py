@@ -10,21 +10,20 @@ factor only, so every metric law, moment and the pseudo-inverse convention carry
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from geodyn.metric import Interpolating, MetricLaw
-from geodyn.optim.cgd import NonFiniteGradientError, _as_float, all_finite, validate_hyperparameters
+from geodyn.metric import MetricLaw
+from geodyn.optim.base import CovariantOptimizer, group_options, validate_hyperparameters
 from geodyn.optim.kron import matrix_step
 
 __all__ = ["FullCGD"]
 
 
-class FullCGD(Optimizer):
+class FullCGD(CovariantOptimizer):
     """Covariant gradient descent with g = f(κ̂) for the full noise covariance of each parameter group.
 
     Arguments as :class:`~geodyn.optim.CGD`, plus ``precondition_every`` (eigendecomposition period, default 1 =
@@ -49,7 +48,7 @@ class FullCGD(Optimizer):
     ):
         defaults = dict(
             lr=lr,
-            metric=Interpolating(1e-8) if metric is None else metric,
+            metric=metric,
             moment=moment,
             betas=tuple(betas),
             weight_decay=weight_decay,
@@ -60,80 +59,51 @@ class FullCGD(Optimizer):
             rcond=rcond,
             nonfinite=nonfinite,
         )
-        _validate(defaults)
-        self.skipped_steps = 0
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        _validate(group)
         dtypes = {p.dtype for p in group["params"]}
         devices = {p.device for p in group["params"]}
         if len(dtypes) > 1 or len(devices) > 1:
             raise ValueError(f"FullCGD needs one dtype and device per group, got {sorted(map(str, dtypes | devices))}")
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for index, group in enumerate(self.param_groups):
-            params = group["params"]
-            if not params or all(p.grad is None for p in params):
-                continue
-            grads = [p.grad for p in params if p.grad is not None]
-            if group["nonfinite"] != "ignore" and not all_finite(grads):
-                if group["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
-                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
-                continue
-            work.append(group)
+    def _validate(self, group: dict[str, Any]) -> None:
+        validate_hyperparameters(group)
+        k = group["precondition_every"]
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"invalid precondition_every={k!r}: must be an integer >= 1")
+        rcond = group["rcond"]
+        if rcond is not None and not (0.0 <= float(rcond) < 1.0):
+            raise ValueError(f"invalid rcond={rcond!r}: must be in [0, 1)")
 
-        for group in work:
-            params = group["params"]
-            lr = _as_float(group["lr"])
-            wd = _as_float(group["weight_decay"])
-            flat = torch.cat([p.reshape(-1) for p in params])
-            grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-            if group["maximize"]:
-                grad = -grad
-            if wd and not group["decoupled_weight_decay"]:
-                grad = grad + wd * flat
-            state = self.state[params[0]]
-            if not state:
-                state["step"] = torch.zeros((), dtype=torch.float32)
-                state["first_moment"] = torch.zeros_like(flat)
-                state["left"] = flat.new_zeros(flat.numel(), flat.numel())
-            beta1, beta2 = (_as_float(b) for b in group["betas"])
-            direction = matrix_step(
-                grad[:, None], state["first_moment"][:, None], state,
-                beta1=beta1, beta2=beta2, metric=group["metric"], moment=group["moment"],
-                bias_correction=group["bias_correction"], spectrum="kron", sides="left", trace_normalize=False,
-                precondition_every=group["precondition_every"], rcond=group["rcond"],
-            )[:, 0]  # fmt: skip
-            offset = 0
-            for p in params:
-                n = p.numel()
-                if p.grad is not None:
-                    if wd and group["decoupled_weight_decay"]:
-                        p.mul_(1.0 - lr * wd)
-                    p.add_(direction[offset : offset + n].view_as(p), alpha=-lr)
-                offset += n
-        return loss
-
-
-def _validate(group: dict[str, Any]) -> None:
-    validate_hyperparameters(group)
-    k = group["precondition_every"]
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"invalid precondition_every={k!r}: must be an integer >= 1")
-    rcond = group["rcond"]
-    if rcond is not None and not (0.0 <= float(rcond) < 1.0):
-        raise ValueError(f"invalid rcond={rcond!r}: must be in [0, 1)")
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        options = group_options(group)
+        lr, wd = options["lr"], options["weight_decay"]
+        params = group["params"]  # the whole vector, including parameters without a gradient (zero)
+        flat = torch.cat([p.reshape(-1) for p in params])
+        grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        if options["maximize"]:
+            grad = -grad
+        if wd and not options["decoupled_weight_decay"]:
+            grad = grad + wd * flat
+        state = self.state[params[0]]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["first_moment"] = torch.zeros_like(flat)
+            state["left"] = flat.new_zeros(flat.numel(), flat.numel())
+        direction = matrix_step(
+            grad[:, None], state["first_moment"][:, None], state,
+            beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],
+            bias_correction=options["bias_correction"], spectrum="kron", sides="left", trace_normalize=False,
+            precondition_every=group["precondition_every"], rcond=group["rcond"],
+        )[:, 0]  # fmt: skip
+        offset = 0
+        for p in params:
+            n = p.numel()
+            if p.grad is not None:
+                if wd and options["decoupled_weight_decay"]:
+                    p.mul_(1.0 - lr * wd)
+                p.add_(direction[offset : offset + n].view_as(p), alpha=-lr)
+            offset += n

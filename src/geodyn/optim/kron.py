@@ -23,23 +23,16 @@ left factor only — the full N×N κ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from geodyn.metric import Interpolating, MetricLaw
+from geodyn.metric import MetricLaw
 from geodyn.noise import ema_update, noise_deviation
-from geodyn.optim.cgd import (
-    NonFiniteGradientError,
-    _as_float,
-    all_finite,
-    cgd_reference,
-    effective_gradient,
-    validate_hyperparameters,
-)
+from geodyn.optim.base import CovariantOptimizer, effective_gradient, group_options, validate_hyperparameters
+from geodyn.optim.cgd import cgd_reference
 from geodyn.optim.spectral import clipped_eigh, inverse_metric
 
 __all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES"]
@@ -137,7 +130,7 @@ def _kron_eigenvalues(
     return lam / shape[0] if trace_normalize else lam
 
 
-class KronCGD(Optimizer):
+class KronCGD(CovariantOptimizer):
     """Covariant gradient descent with a Kronecker-factored metric per weight matrix (EQUATIONS.md (2.2), (2.9), §6).
 
     Parameters with ≥ 2 dimensions (and no side longer than ``max_factor_dim``) use the Kronecker structure of
@@ -174,7 +167,7 @@ class KronCGD(Optimizer):
     ):
         defaults = dict(
             lr=lr,
-            metric=Interpolating(1e-8) if metric is None else metric,
+            metric=metric,
             moment=moment,
             betas=tuple(betas),
             weight_decay=weight_decay,
@@ -189,13 +182,10 @@ class KronCGD(Optimizer):
             rcond=rcond,
             nonfinite=nonfinite,
         )
-        _validate_structure(defaults)
-        self.skipped_steps = 0
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        _validate_structure(self.param_groups[-1])
+    def _validate(self, group: dict[str, Any]) -> None:
+        _validate_structure(group)
 
     def _is_matrix(self, param: Tensor, group: dict[str, Any]) -> bool:
         return param.ndim >= 2 and max(param.shape[0], param[0].numel()) <= group["max_factor_dim"]
@@ -219,57 +209,29 @@ class KronCGD(Optimizer):
             state["rotated_moment"] = param.new_zeros(rows, cols)
         return state
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work = []
-        for index, group in enumerate(self.param_groups):
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            if group["nonfinite"] != "ignore" and not all_finite(grads):
-                if group["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
-                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        options = group_options(group)
+        for param, grad in zip(params, grads):
+            state = self._init_state(param, group)
+            if not self._is_matrix(param, group):
+                cgd_reference(
+                    [param], [grad], [state["first_moment"]], [state["noise_moment"]], [state["step"]],
+                    eps_inside=0.0, **options,
+                )  # fmt: skip
                 continue
-            work.append((group, params, grads))
-
-        for group, params, grads in work:
-            lr = _as_float(group["lr"])
-            beta1, beta2 = (_as_float(b) for b in group["betas"])
-            for param, grad in zip(params, grads):
-                state = self._init_state(param, group)
-                if not self._is_matrix(param, group):
-                    cgd_reference(
-                        [param], [grad], [state["first_moment"]], [state["noise_moment"]], [state["step"]],
-                        lr=lr, beta1=beta1, beta2=beta2, metric=group["metric"], moment=group["moment"],
-                        weight_decay=_as_float(group["weight_decay"]),
-                        decoupled_weight_decay=group["decoupled_weight_decay"],
-                        bias_correction=group["bias_correction"], eps_inside=0.0, maximize=group["maximize"],
-                    )  # fmt: skip
-                    continue
-                g = effective_gradient(
-                    param, grad, lr=lr, weight_decay=_as_float(group["weight_decay"]),
-                    decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"],
-                )  # fmt: skip
-                rows = param.shape[0]
-                direction = matrix_step(
-                    g.reshape(rows, -1),
-                    state["first_moment"].view(rows, -1),
-                    state,
-                    beta1=beta1, beta2=beta2, metric=group["metric"], moment=group["moment"],
-                    bias_correction=group["bias_correction"], spectrum=group["spectrum"], sides=group["sides"],
-                    trace_normalize=group["trace_normalize"], precondition_every=group["precondition_every"],
-                    rcond=group["rcond"],
-                )  # fmt: skip
-                param.add_(direction.reshape(param.shape), alpha=-lr)
-        return loss
+            g = effective_gradient(
+                param, grad, lr=options["lr"], weight_decay=options["weight_decay"],
+                decoupled_weight_decay=options["decoupled_weight_decay"], maximize=options["maximize"],
+            )  # fmt: skip
+            rows = param.shape[0]
+            direction = matrix_step(
+                g.reshape(rows, -1), state["first_moment"].view(rows, -1), state,
+                beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],
+                bias_correction=options["bias_correction"], spectrum=group["spectrum"], sides=group["sides"],
+                trace_normalize=group["trace_normalize"], precondition_every=group["precondition_every"],
+                rcond=group["rcond"],
+            )  # fmt: skip
+            param.add_(direction.reshape(param.shape), alpha=-options["lr"])
 
 
 def _validate_structure(group: dict[str, Any]) -> None:

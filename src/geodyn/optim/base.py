@@ -1,0 +1,153 @@
+"""What every covariant-gradient-descent optimizer shares: the torch.optim contract around one group step.
+
+Subclasses implement :meth:`CovariantOptimizer._step_group` and, for extra settings, :meth:`_validate`. The base
+evaluates the closure, refuses or skips non-finite gradients before anything is touched, and validates every
+parameter group (also those added later).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from geodyn.metric import Interpolating, MetricLaw
+from geodyn.noise import MOMENTS
+
+__all__ = [
+    "CovariantOptimizer",
+    "NonFiniteGradientError",
+    "all_finite",
+    "effective_gradient",
+    "group_options",
+    "validate_hyperparameters",
+]
+
+NONFINITE_POLICIES = ("raise", "skip", "ignore")
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient held NaN or inf; the optimizer left parameters and state untouched."""
+
+
+def _as_float(value: Any) -> float:
+    return value.item() if isinstance(value, Tensor) else float(value)
+
+
+def validate_hyperparameters(group: dict[str, Any]) -> None:
+    """Raise ValueError naming the first bad hyperparameter of a parameter group."""
+    lr = _as_float(group["lr"])
+    if not (math.isfinite(lr) and lr >= 0.0):
+        raise ValueError(f"invalid learning rate lr={lr!r}: must be a finite number >= 0")
+    betas = group["betas"]
+    if len(betas) != 2:
+        raise ValueError(f"invalid betas={betas!r}: need two values (beta1, beta2)")
+    for i, beta in enumerate(betas):
+        b = _as_float(beta)
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"invalid betas[{i}]={b!r}: must be in [0, 1)")
+    wd = _as_float(group["weight_decay"])
+    if not (math.isfinite(wd) and wd >= 0.0):
+        raise ValueError(f"invalid weight_decay={wd!r}: must be a finite number >= 0")
+    eps_inside = _as_float(group.get("eps_inside", 0.0))
+    if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
+        raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
+    if group["moment"] not in MOMENTS:
+        raise ValueError(f"unknown moment={group['moment']!r}: expected one of {', '.join(MOMENTS)}")
+    if not isinstance(group["metric"], MetricLaw):
+        raise ValueError(f"invalid metric={group['metric']!r}: expected a geodyn.metric.MetricLaw")
+    if group["nonfinite"] not in NONFINITE_POLICIES:
+        raise ValueError(f"unknown nonfinite={group['nonfinite']!r}: expected one of {', '.join(NONFINITE_POLICIES)}")
+
+
+def all_finite(grads: Sequence[Tensor]) -> bool:
+    """True when no gradient holds NaN or inf: one reduction per tensor and a single host sync."""
+    if not grads:
+        return True
+    norms = torch._foreach_norm(list(grads), math.inf)
+    return bool(torch.stack([n.to(norms[0].device, torch.float32) for n in norms]).isfinite().all())
+
+
+def effective_gradient(
+    param: Tensor, grad: Tensor, *, lr: float, weight_decay: float, decoupled_weight_decay: bool, maximize: bool
+) -> Tensor:
+    """−∇ for ``maximize``; L2 decay added to the gradient, or decoupled decay applied to ``param`` in place."""
+    if maximize:
+        grad = -grad
+    if weight_decay:
+        if decoupled_weight_decay:
+            param.mul_(1.0 - lr * weight_decay)
+        else:
+            grad = grad.add(param, alpha=weight_decay)
+    return grad
+
+
+def group_options(group: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a group as plain Python values, as the step functions take them."""
+    beta1, beta2 = group["betas"]
+    return dict(
+        lr=_as_float(group["lr"]),
+        beta1=_as_float(beta1),
+        beta2=_as_float(beta2),
+        metric=group["metric"],
+        moment=group["moment"],
+        weight_decay=_as_float(group["weight_decay"]),
+        decoupled_weight_decay=group["decoupled_weight_decay"],
+        bias_correction=group["bias_correction"],
+        maximize=group["maximize"],
+    )
+
+
+class CovariantOptimizer(Optimizer):
+    """Base of :class:`CGD`, :class:`KronCGD` and :class:`FullCGD`."""
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]):
+        defaults = dict(defaults)
+        if defaults.get("metric") is None:
+            defaults["metric"] = Interpolating(1e-8)
+        defaults["betas"] = tuple(defaults["betas"])
+        self._validate(defaults)
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        validate_hyperparameters(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._validate(self.param_groups[-1])
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if any(g.is_sparse for g in grads):
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            if group["nonfinite"] != "ignore" and not all_finite(grads):
+                if group["nonfinite"] == "raise":
+                    raise NonFiniteGradientError(
+                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
+                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
+                    )
+                self.skipped_steps += 1
+                continue
+            work.append((group, params, grads))
+        for group, params, grads in work:
+            self._step_group(group, params, grads)
+        return loss
