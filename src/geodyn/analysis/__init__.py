@@ -1,5 +1,6 @@
-"""Analysis of learning runs: the metric exponent α from step fluctuations (EQUATIONS.md (2.8), (2.9))."""
+"""Analysis of learning runs: the metric exponent α and regime maps (EQUATIONS.md (2.8), (2.9), §5)."""
 
 from geodyn.analysis.exponent import AlphaEstimate, StepStatistics, estimate_alpha
+from geodyn.analysis.regimes import REGIME_NAMES, RegimeMap, regime_map
 
-__all__ = ["AlphaEstimate", "StepStatistics", "estimate_alpha"]
+__all__ = ["AlphaEstimate", "StepStatistics", "estimate_alpha", "REGIME_NAMES", "RegimeMap", "regime_map"]
