@@ -1,6 +1,12 @@
 """Every claim of the paper as an experiment; importing this package registers them all."""
 
-from geodyn.experiments import exact_limits, fluctuations, optimizer_ordering  # noqa: F401  (registers them)
+from geodyn.experiments import (  # noqa: F401  (importing registers them)
+    exact_limits,
+    fluctuations,
+    noise_spectrum,
+    optimizer_ordering,
+    phase_transition,
+)
 from geodyn.experiments.registry import (
     REGISTRY,
     Check,

@@ -15,6 +15,7 @@ from torch import nn
 
 from geodyn.experiments.registry import Check, Context, Outcome, experiment
 from geodyn.optim import presets
+from geodyn.tasks import multiplication_task
 
 TOLERANCE = 1e-10  # float64 round-off accumulated over the run; an algorithmic difference shows at ≥ 1e-6
 
@@ -64,13 +65,6 @@ def limits() -> dict[str, tuple[Factory, Factory | None]]:
             _adabelief_reference(lr=3e-3, weight_decay=0.05, weight_decouple=True),
         ),
     }
-
-
-def multiplication_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """y = x₁·x₂ on [−1, 1]²: the covariant-gradient-descent paper's task."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2 - 1
-    return x, (x[:, 0] * x[:, 1]).unsqueeze(1)
 
 
 def compare(make_ours: Factory, make_ref: Factory, steps: int, batch: int, seed: int) -> dict[str, list[float]]:

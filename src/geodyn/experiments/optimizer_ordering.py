@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from geodyn.experiments.exact_limits import multiplication_task
 from geodyn.experiments.registry import Check, Context, Outcome, experiment
 from geodyn.metric import ThreeRegime
 from geodyn.optim import FullCGD, NonFiniteGradientError, presets
+from geodyn.tasks import multiplication_task
 
 Factory = Callable[[list[nn.Parameter], float], torch.optim.Optimizer]
 
