@@ -59,3 +59,21 @@ def test_bad_bench_file_is_a_one_line_error(tmp_path):
     result = runner.invoke(app, ["reproduce", "--bench", str(bad), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "cannot read --bench" in result.output and "Traceback" not in result.output
+
+
+def test_regimes_command(tmp_path):
+    result = runner.invoke(
+        app, ["regimes", "--steps", "20", "--samples", "64", "--out", str(tmp_path), "--json", "--by", "eigen"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["by"] == "eigen" and payload["metric"].startswith("ThreeRegime")
+    total = payload["fractions"]["all"]
+    assert abs(sum(total.values()) - 1.0) < 1e-12
+    assert (tmp_path / "regimes.png").stat().st_size > 1000
+
+
+def test_regimes_bad_option_is_one_line():
+    result = runner.invoke(app, ["regimes", "--zeta", "nan"])
+    assert result.exit_code == 2
+    assert "zeta must be a finite number" in result.output and "Traceback" not in result.output

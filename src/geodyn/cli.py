@@ -145,5 +145,65 @@ def reproduce(
         raise typer.Exit(1)
 
 
+@app.command()
+def regimes(
+    eps: Annotated[float, typer.Option("--eps", help="ε of the three-regime metric (6.5).")] = 1e-4,
+    zeta: Annotated[float, typer.Option("--zeta", help="ζ of the three-regime metric (6.5).")] = 1e2,
+    steps: Annotated[int, typer.Option("--steps", help="Adam steps before measuring κ.")] = 300,
+    samples: Annotated[int, typer.Option("--samples", help="Examples for the per-sample gradients.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size b: the optimizer sees κ/b.")] = 64,
+    by: Annotated[
+        str, typer.Option("--by", help="'parameter' (κ_ii) or 'eigen' (eigenvalues per layer).")
+    ] = "parameter",
+    out: Annotated[Path, typer.Option("--out", help="Folder for regimes.png and regimes.json.")] = Path("runs/regimes"),
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fractions as JSON.")] = False,
+) -> None:
+    """Train the bundled digits MLP, measure its noise covariance and print its regime map (6.6)–(6.9)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+    from torch import nn
+
+    from geodyn.analysis import regime_map
+    from geodyn.metric import ThreeRegime
+    from geodyn.noise import gradient_noise
+    from geodyn.optim import presets
+    from geodyn.tasks import digits, digits_mlp
+
+    if by not in ("parameter", "eigen"):
+        _fail(f"--by must be 'parameter' or 'eigen', got {by!r}")
+    for name, value in (("--steps", steps), ("--samples", samples), ("--batch-size", batch_size)):
+        if value < (0 if name == "--steps" else 1):
+            _fail(f"{name} must be positive, got {value}")
+    try:
+        law = ThreeRegime(eps, zeta)
+        x, y, _, _ = digits(seed)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    model = digits_mlp(seed=seed)
+    opt = presets.adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch_size,), generator=gen)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+    noise = gradient_noise(model, nn.functional.cross_entropy, x[:samples], y[:samples])
+    rmap = regime_map(noise, law, by=by, batch_size=batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = rmap.figure()
+    fig.savefig(out / "regimes.png", dpi=110, bbox_inches="tight")
+    fractions = rmap.fractions()
+    payload = {"metric": repr(law), "band": law.band(), "by": by, "batch_size": batch_size, "fractions": fractions}
+    (out / "regimes.json").write_text(json.dumps(payload, indent=2))
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    Console().print(rmap.table())
+    typer.echo(f"figure: {(out / 'regimes.png').resolve()}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

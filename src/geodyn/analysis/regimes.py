@@ -7,12 +7,13 @@ A map labels either every parameter (by its diagonal κ_ii) or every eigen-direc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from geodyn.metric import FAST, INTERMEDIATE, SLOW, MetricLaw
+from geodyn.metric import FAST, INTERMEDIATE, SLOW, MetricLaw, PowerSum
 from geodyn.noise import GradientNoise
 
 __all__ = ["RegimeMap", "regime_map", "REGIME_NAMES"]
@@ -63,12 +64,14 @@ class RegimeMap:
             colors = {SLOW: "#4c72b0", INTERMEDIATE: "#55a868", FAST: "#c44e52"}
             for r, name in REGIME_NAMES.items():
                 ax_h.hist(logs[lab[positive] == r].tolist(), bins=bins, color=colors[r], alpha=0.8, label=name)
-        band = self.metric.band()
-        for edge in band or ():
-            if 0 < edge < float("inf"):
-                ax_h.axvline(torch.tensor(edge).log10().item(), color="k", ls="--", lw=1)
+        coefs = self.metric._class_coefficients() if isinstance(self.metric, PowerSum) else None
+        if coefs is not None:  # dominant-term crossovers of c₀ + c½√λ + c₁λ: λ = (c₀/c½)² and (c½/c₁)²
+            c0, c_half, c1 = coefs
+            for edge in ((c0 / c_half) ** 2 if c_half else 0.0, (c_half / c1) ** 2 if c1 else 0.0):
+                if edge > 0:
+                    ax_h.axvline(math.log10(edge), color="k", ls="--", lw=1)
         ax_h.set(xlabel="log₁₀ λ (noise eigenvalue)" if self.by == "eigen" else "log₁₀ κ_ii", ylabel="count",
-                 title="noise spectrum by regime (dashed: 90 % band)")  # fmt: skip
+                 title="noise spectrum by regime (dashed: ε², ζ⁻²)")  # fmt: skip
         ax_h.legend(fontsize=8)
         fractions = self.fractions()
         names = list(self.labels)
