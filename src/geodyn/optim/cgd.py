@@ -147,7 +147,8 @@ class CGD(CovariantOptimizer):
         lr: learning rate γ (a float or a 0-dim tensor, for schedulers).
         metric: the metric law f mapping noise eigenvalues to metric eigenvalues; default ``Interpolating(1e-8)``
             (the α = ½ law of (6.4), as in Adam/AdaBelief).
-        moment: "central" (default; κ from G − m, AdaBelief-style) or "raw" (κ from G, Adam-style) (2.8).
+        moment: "central" (default; κ from G − m, AdaBelief-style), "raw" (κ from G, Adam-style) or "momentum"
+            (κ from m itself; with β₂ = 0 the sign-descent limit) (2.8).
         betas: (β₁, β₂) of the force and noise EMAs; τ = β/(1−β) steps of memory.
         weight_decay: L2 strength; ``decoupled_weight_decay`` applies it as q ← (1 − γλ) q (AdamW) instead of
             adding λq to the gradient (Adam).
