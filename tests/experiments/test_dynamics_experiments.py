@@ -1,0 +1,42 @@
+"""The two dynamics experiments run at quick size: walkers vs Fokker–Planck (2.7) and α of optimizers (2.8)–(2.9)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import geodyn.experiments.dynamics_experiments as dyn
+from geodyn.experiments.registry import REGISTRY, Verdict
+
+
+def _run(name):
+    exp = REGISTRY[name]
+    fractions = []
+    threads = torch.get_num_threads()
+    outcome = exp.run(exp.context("quick", progress=fractions.append))
+    assert torch.get_num_threads() == threads, "the experiment must restore torch's thread count"
+    assert outcome.checks and outcome.figures
+    assert all(fig.axes for fig in outcome.figures.values())
+    assert fractions and fractions[-1] == pytest.approx(1.0)
+    return outcome
+
+
+def test_walkers_match_fokker_planck_at_quick_size():
+    outcome = _run("walkers-vs-fokker-planck")
+    assert len(outcome.checks) == len(dyn.ALPHAS)
+    assert outcome.verdict is Verdict.REPRODUCED, [c for c in outcome.checks if not c.passed]
+    # the Itô drift matters where D depends on q (α ≠ ½): leaving it out breaks the agreement
+    for alpha in (0.0, 1.0):
+        d = outcome.data[f"alpha={alpha:g}"]
+        assert d["l1_without_ito_drift"] > d["tolerance"]
+
+
+def test_alpha_of_optimizers_runs_at_quick_size():
+    outcome = _run("alpha-of-optimizers")
+    names = [c.name for c in outcome.checks]
+    assert len(names) == 4 and any("SGD" in n for n in names)
+    assert outcome.verdict in set(Verdict)
+    sgd = outcome.data["SGD"]["alpha"]
+    assert sgd == pytest.approx(0.0, abs=1e-6)  # Δq = −γG exactly: the fit has slope 1
+    for label, *_ in dyn.OPTIMIZERS:
+        assert label in outcome.data
