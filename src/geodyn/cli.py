@@ -56,6 +56,7 @@ def reproduce(
     bench: Annotated[
         Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.")
     ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads per experiment (0: torch's default).")] = 1,
     list_: Annotated[bool, typer.Option("--list", help="List the registered claims and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
@@ -79,6 +80,8 @@ def reproduce(
             bench_data = json.loads(bench.read_text())
         except (OSError, ValueError) as exc:
             _fail(f"cannot read --bench {str(bench)!r}: {exc}")
+    if threads < 0:
+        _fail(f"--threads must be >= 0, got {threads}")
     size = "quick" if quick else "full"
     out = out or Path("runs") / size
     if out.exists() and not out.is_dir():

@@ -73,6 +73,7 @@ def noise_spectrum(ctx: Context) -> Outcome:
         ax.set(xlabel="λ", ylabel="P(Λ ≥ λ | Λ ≥ median)", title=f"{name}: Vuong z = {fit.vuong_z:.2f}")
         ax.legend(fontsize=8)
     fig.tight_layout()
+    ctx.progress(1.0)
     summary = "; ".join(
         f"{name}: {d['n']} values over {d['decades']:.1f} decades, tail exponent {d['power_exponent']:.2f}, "
         f"Vuong z = {d['vuong_z']:.2f} (p = {d['p_value']:.2g}), favoured: {d['favoured']}"

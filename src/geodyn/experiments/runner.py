@@ -105,6 +105,18 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run_one(
+    exp: Experiment, size: str, folder: Path, seed: int, progress: Callable[[float], None], threads: int | None
+) -> ExperimentResult:
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run_one_inner(exp, size, folder, seed, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_one_inner(
     exp: Experiment, size: str, folder: Path, seed: int, progress: Callable[[float], None]
 ) -> ExperimentResult:
     start = time.perf_counter()
@@ -169,17 +181,22 @@ def run_experiments(
     on_progress: Callable[[Experiment, float], None] = lambda exp, fraction: None,
     on_finish: Callable[[Experiment, ExperimentResult, bool], None] = lambda exp, result, cached: None,
     bench: dict[str, Any] | None = None,
+    threads: int | None = 1,
 ) -> RunResults:
     """Run the selected experiments into ``out`` and write results.json and report.html.
 
-    Finished experiments of the same size are reused unless ``force``. On KeyboardInterrupt the finished ones
-    are written, the rest are listed as missing, and the results are returned with ``interrupted=True``.
+    ``threads`` sets torch's intra-op threads while an experiment runs (default 1: the experiments use small
+    tensors, for which more threads do not help and stall badly when another process holds a core; None keeps
+    torch's setting). Finished experiments of the same size are reused unless ``force``. On KeyboardInterrupt
+    the finished ones are written, the rest are listed as missing, and the results come with ``interrupted=True``.
     """
     from geodyn.report import write_report
 
     selected = registry.select(only)
     out.mkdir(parents=True, exist_ok=True)
     config = {"size": size, "seed": seed, "only": [e.name for e in selected], "force": force, "out": str(out)}
+    if threads is not None:
+        config["threads"] = threads
     (out / "config.toml").write_text(tomli_w.dumps(config))
 
     results: list[ExperimentResult] = []
@@ -193,7 +210,7 @@ def run_experiments(
             continue
         on_start(exp)
         try:
-            result = _run_one(exp, size, folder, seed, lambda f, exp=exp: on_progress(exp, f))
+            result = _run_one(exp, size, folder, seed, lambda f, exp=exp: on_progress(exp, f), threads)
         except KeyboardInterrupt:
             interrupted = True
             break
