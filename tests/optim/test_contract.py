@@ -256,3 +256,13 @@ def test_compiled_step_matches_eager():
         compiled_step()
         _step(twin, ref, x, y)
     assert parameters_moved(model, twin) <= 1e-12
+
+
+def test_huge_but_finite_gradients_are_not_refused():
+    """The fast finiteness test (an L2 norm) overflows on huge finite values; they must still be accepted."""
+    param = nn.Parameter(torch.zeros(1000))
+    opt = CGD([param], lr=1e-3)
+    param.grad = torch.full((1000,), 3e37)  # Σg² overflows float32
+    opt.step()  # must not raise
+    assert opt.state[param]["step"].item() == 1 and opt.skipped_steps == 0
+    assert torch.isfinite(opt.state[param]["first_moment"]).all()
