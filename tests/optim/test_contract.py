@@ -266,3 +266,13 @@ def test_huge_but_finite_gradients_are_not_refused():
     opt.step()  # must not raise
     assert opt.state[param]["step"].item() == 1 and opt.skipped_steps == 0
     assert torch.isfinite(opt.state[param]["first_moment"]).all()
+
+
+@pytest.mark.slow
+def test_compiled_option_steps_like_foreach():
+    deviation = train_pair(
+        lambda p: presets.three_regime(p, lr=1e-2, zeta=2.0, weight_decay=1e-3, compiled=True),
+        lambda p: presets.three_regime(p, lr=1e-2, zeta=2.0, weight_decay=1e-3),
+        steps=30,
+    )
+    assert deviation <= 1e-12

@@ -156,6 +156,9 @@ class CGD(CovariantOptimizer):
         eps_inside: constant added to the stored noise moment each step; only to reproduce AdaBelief exactly.
         maximize: ascend instead of descend.
         foreach: use multi-tensor kernels (default) or the per-tensor reference loop.
+        compiled: fuse each parameter's whole update into one loop with torch.compile
+            (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds), later steps cost
+            about as much as one pass over p, G, m and K.
         nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`), "skip" the
             group's step, or "ignore" (no check). Parameters and state are never touched by a refused step.
     """
@@ -173,6 +176,7 @@ class CGD(CovariantOptimizer):
         eps_inside: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
+        compiled: bool = False,
         nonfinite: str = "raise",
     ):
         defaults = dict(
@@ -186,6 +190,7 @@ class CGD(CovariantOptimizer):
             eps_inside=eps_inside,
             maximize=maximize,
             foreach=foreach,
+            compiled=compiled,
             nonfinite=nonfinite,
         )
         super().__init__(params, defaults)
@@ -216,8 +221,13 @@ class CGD(CovariantOptimizer):
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, p in enumerate(params):
             buckets.setdefault((p.device, p.dtype), []).append(i)
+        step = cgd_foreach
+        if group.get("compiled", False):
+            from geodyn.optim.compiled import cgd_compiled
+
+            step = cgd_compiled
         for indices in buckets.values():
-            cgd_foreach(
+            step(
                 [params[i] for i in indices],
                 [grads[i] for i in indices],
                 [states[i]["first_moment"] for i in indices],

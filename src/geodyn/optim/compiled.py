@@ -10,19 +10,24 @@ How recompilation is avoided:
 
 - Step-dependent scalars (bias corrections, the step size; also lr, betas, weight decay, eps_inside, so that
   schedulers do not recompile) are computed on the host in double precision exactly as ``cgd_foreach`` does
-  and passed in one small tensor per call (one row per parameter), never as Python floats.
+  and passed in one small tensor per call (one row per parameter), never as Python floats. The step
+  counters are incremented inside the kernel.
 - A :class:`~geodyn.metric.PowerSum` law is written into the generated source as literal constants
   g = Σ c λ^a (terms in the order of :meth:`~geodyn.metric.PowerSum.apply_foreach`); any other law (e.g.
-  :class:`~geodyn.metric.Custom`) is called as is and traced by dynamo.
-- One function is generated (and compiled) per key (metric terms or law, moment, maximize, weight-decay mode,
-  bias correction, eps_inside on/off, flat). Each has its own code object, so dynamo's per-code-object
-  recompile limit is not shared between keys.
+  :class:`~geodyn.metric.Custom`, or a PowerSum subclass that overrides its evaluation) is called as is and
+  traced by dynamo.
+- One function is generated (and compiled) per key: metric terms (or the law object), moment, maximize,
+  weight-decay mode, bias correction, eps_inside on/off, which branch of torch.lerp's formula 1 − β₁ takes,
+  flat. Each has its own code object, so dynamo's per-code-object recompile limit is not shared between keys.
 - ``dynamic=False``: a kernel is specialised to the parameter shapes, dtype and device it sees (a model's
-  shapes do not change). A new set of shapes for the same key compiles once more; past dynamo's recompile
-  limit (default 8 per key) dynamo runs the same function eagerly, which is still correct, only slower.
+  shapes do not change). A new set of shapes for the same key (another model, or a step where some
+  parameters have no gradient) compiles once more; past dynamo's recompile limit (default 8 per key) dynamo
+  runs the same function eagerly, which is still correct, only slower.
 
 The first call per key and shape set compiles (seconds to tens of seconds on 2 CPU cores); inductor's on-disk
-cache makes later processes faster.
+cache makes later processes faster. float16/bfloat16 tensors are updated in float32 inside the kernel and
+rounded once on store (``cgd_foreach`` rounds after every operation), so the two agree to bf16/fp16
+round-off, not bit for bit.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from geodyn.noise import MOMENTS
 __all__ = ["cgd_compiled", "compiled_step_cache_clear", "compiled_step_source"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# The sample d whose second moment estimates κ, per moment (geodyn.noise.noise_deviation; m1: the new m).
+_DEVIATION = {"central": "g - m1", "raw": "g", "momentum": "m1"}
 
 
 def _opmath_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -151,7 +158,7 @@ def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
         body += [
             "k = noise_moments[i]",
             "k0 = k.float() if lowp else k",
-            "d = g - m1" if moment == "central" else "d = g",
+            f"d = {_DEVIATION[moment]}",
             f"k1 = k0 * s[{ix['beta2']}] + s[{ix['one_minus_beta2']}] * d * d",
         ]
         if eps:
@@ -200,8 +207,10 @@ def _key(
 ) -> tuple[Any, ...]:
     if moment not in MOMENTS:
         raise ValueError(f"unknown moment={moment!r}: expected one of {', '.join(MOMENTS)}")
+    if moment not in _DEVIATION:  # a moment geodyn.noise knows but this module was not taught
+        raise NotImplementedError(f"cgd_compiled does not implement moment={moment!r}; use cgd_foreach")
     flat = bool(metric.is_flat)
-    law: Any = metric.terms if isinstance(metric, PowerSum) else metric
+    law: Any = metric.terms if _inlinable(metric) else metric
     if flat:
         law = None  # the flat value travels as a runtime scalar
     wd_mode = None if not weight_decay else ("decoupled" if decoupled_weight_decay else "coupled")
@@ -214,6 +223,16 @@ def _key(
         bool(eps_inside) and not flat,
         abs(1.0 - beta1) < 0.5,  # which of torch.lerp's two formulas the first-moment EMA uses
         flat,
+    )
+
+
+def _inlinable(metric: MetricLaw) -> bool:
+    """A PowerSum whose evaluation is PowerSum's own, so its terms say everything about it."""
+    kind = type(metric)
+    return (
+        isinstance(metric, PowerSum)
+        and kind.__call__ is PowerSum.__call__
+        and kind.apply_foreach is PowerSum.apply_foreach
     )
 
 
