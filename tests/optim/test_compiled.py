@@ -128,8 +128,7 @@ def test_bfloat16_tracks_float64_at_least_as_well_as_foreach():
 
     def low_copy():
         return tuple(
-            [t.to(torch.bfloat16) for t in part] if i < 3 else [t.clone() for t in part]
-            for i, part in enumerate(exact)
+            [t.to(torch.bfloat16) for t in part] if i < 3 else [t.clone() for t in part] for i, part in enumerate(exact)
         )
 
     runs = {"foreach": low_copy(), "compiled": low_copy()}
@@ -142,8 +141,7 @@ def test_bfloat16_tracks_float64_at_least_as_well_as_foreach():
     # The noise moment shows the precision of the arithmetic best (parameters mostly show bf16 storage).
     error = {
         name: max(
-            ((k.double() - k_exact).abs() / k_exact).max().item()
-            for k, k_exact in zip(run[2], exact[2], strict=True)
+            ((k.double() - k_exact).abs() / k_exact).max().item() for k, k_exact in zip(run[2], exact[2], strict=True)
         )
         for name, run in runs.items()
     }

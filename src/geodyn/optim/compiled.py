@@ -255,9 +255,7 @@ def compiled_step_source(
     beta1: float = 0.9,
 ) -> str:
     """The Python source that is compiled for these settings (for inspection and debugging)."""
-    key = _key(
-        metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1
-    )
+    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1)
     return _generate(key, metric)[0]
 
 
@@ -292,9 +290,7 @@ def cgd_compiled(
     if not params:
         return
     steps = list(steps)
-    key = _key(
-        metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1
-    )
+    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1)
     step = _step_for(key, metric)
     flat = key[-1]
 
