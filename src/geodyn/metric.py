@@ -87,9 +87,9 @@ class MetricLaw:
         """g(λ)⁻¹ · force, elementwise: the covariant step direction of (2.2) in the eigenbasis of κ."""
         return force / self(lam)
 
-    def apply_foreach(self, lams: Sequence[Tensor]) -> list[Tensor]:
-        """g(λ) for a list of tensors (the optimizer fast path). New tensors; inputs are not modified."""
-        return [self(lam) for lam in lams]
+    def apply_foreach(self, lams: Sequence[Tensor], scale: float = 1.0) -> list[Tensor]:
+        """g(scale·λ) for a list of tensors (the optimizer fast path). New tensors; inputs are not modified."""
+        return [self(lam * scale if scale != 1.0 else lam) for lam in lams]
 
     def local_exponent(self, lam: Tensor) -> Tensor:
         """α_eff(λ) = d log g / d log λ (EQUATIONS.md §5), by automatic differentiation."""
@@ -174,14 +174,19 @@ class PowerSum(MetricLaw):
             g = g + v
         return g
 
-    def apply_foreach(self, lams: Sequence[Tensor]) -> list[Tensor]:
-        """g(λ) over a list with multi-tensor kernels; constant terms are added last (as Adam adds eps)."""
+    def apply_foreach(self, lams: Sequence[Tensor], scale: float = 1.0) -> list[Tensor]:
+        """g(scale·λ) over a list with multi-tensor kernels; constant terms are added last (as Adam adds eps).
+
+        The scale is folded into the coefficients, g(sλ) = Σ c s^a λ^a, so no scaled copy of λ is made (the
+        optimizer passes its bias correction 1/(1−β₂ᵗ) here).
+        """
         lams = list(lams)
         if not lams:
             return []
         out: list[Tensor] | None = None
         constant = 0.0
         for c, a in self.terms:
+            c = c * scale**a if scale != 1.0 else c
             if a == 0.0:
                 constant += c
                 continue

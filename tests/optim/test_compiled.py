@@ -7,8 +7,11 @@ import torch
 from torch._dynamo.utils import counters
 
 from geodyn.metric import Custom, Interpolating, MetricLaw, Power, ThreeRegime
+from geodyn.optim import CGD
 from geodyn.optim.cgd import cgd_foreach
 from geodyn.optim.compiled import cgd_compiled, compiled_step_cache_clear, compiled_step_source
+
+from helpers import train_pair
 
 TOL = 1e-12  # float64 round-off over 20 steps; an algorithmic difference shows at >= 1e-6
 # Several shapes, a 0-dim parameter among them; parameters start at different step counts (a parameter that
@@ -149,6 +152,14 @@ def test_bfloat16_tracks_float64_at_least_as_well_as_foreach():
     # Measured: compiled 1.6 %, foreach 5.6 %; scalars rounded to bf16 (beta2 = 0.99 -> 0.988) give 3.2 %.
     assert error["compiled"] <= error["foreach"], error
     assert error["compiled"] < 0.025, error
+
+
+@pytest.mark.slow
+def test_cgd_with_compiled_true_trains_like_the_foreach_path():
+    def make(compiled):
+        return lambda p: CGD(p, lr=1e-2, metric=ThreeRegime(1e-6, 2.0), weight_decay=1e-3, compiled=compiled)
+
+    assert train_pair(make(True), make(False), steps=30) <= TOL
 
 
 def test_thirty_steps_compile_once_even_with_a_changing_learning_rate():

@@ -152,6 +152,11 @@ def test_bad_hyperparameters_raise_value_error_naming_the_value(kwargs, named):
     assert named in str(info.value)
 
 
+def test_compiled_and_reference_loop_exclude_each_other():
+    with pytest.raises(ValueError, match="compiled=True and foreach=False"):
+        CGD(small_mlp().parameters(), compiled=True, foreach=False)
+
+
 def test_bad_param_group_added_later_is_refused():
     model = small_mlp()
     opt = CGD(model[0].parameters())

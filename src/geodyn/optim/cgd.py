@@ -131,11 +131,13 @@ def cgd_foreach(
         return
     noise = list(noise_moments)
     diagonal_moment_update_foreach(noise, noise_deviation_foreach(grads, first_moments, moment), beta2, eps_inside)
-    if bias_correction:
-        noise_hat = torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts])
+    if not bias_correction:
+        metric_values = metric.apply_foreach(noise)
+    elif all(t == ts[0] for t in ts):  # the usual case: fold 1/(1−β₂ᵗ) into the law, no scaled copy of K
+        metric_values = metric.apply_foreach(noise, scale=1.0 / (1.0 - beta2 ** ts[0]))
     else:
-        noise_hat = noise
-    torch._foreach_addcdiv_(params, first_moments, metric.apply_foreach(noise_hat), step_sizes)
+        metric_values = metric.apply_foreach(torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts]))
+    torch._foreach_addcdiv_(params, first_moments, metric_values, step_sizes)
 
 
 class CGD(CovariantOptimizer):
@@ -194,6 +196,11 @@ class CGD(CovariantOptimizer):
             nonfinite=nonfinite,
         )
         super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        if group.get("compiled") and group.get("foreach") is False:
+            raise ValueError("compiled=True and foreach=False exclude each other: pick one step implementation")
 
     def _init_state(self, param: Tensor, metric: MetricLaw) -> dict[str, Any]:
         state = self.state[param]
