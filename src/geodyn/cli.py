@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -146,6 +147,121 @@ def reproduce(
         typer.echo(f"report: {report}")
     if any(r.status == "error" for r in run.experiments):
         raise typer.Exit(1)
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Repeatable options that also accept comma-separated lists: --tasks a,b --tasks c."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or the full protocol.")] = True,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Tasks to run (repeatable or a,b,c).")] = None,
+    optimizers: Annotated[
+        list[str] | None, typer.Option("--optimizers", help="Optimizers to compare (repeatable or a,b,c).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Bench folder (default runs/bench-<size>).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Cells run in parallel (local backend; default: one per core).")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="'local' or 'ray'.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List tasks and optimizers and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+) -> None:
+    """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
+    from geodyn.backends import BACKENDS, make_backend
+    from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
+
+    if list_:
+        table = Table("task", "target", "description", title="tasks")
+        for t in TASKS.values():
+            table.add_row(t.name, f"{t.metric} {'≤' if t.goal == 'min' else '≥'} {t.target:g}", t.description)
+        Console().print(table)
+        table = Table("optimizer", "family", "available", "description", title="optimizers")
+        for o in OPTIMIZERS.values():
+            table.add_row(o.name, o.family, "yes" if o.available() else "no", o.description)
+        Console().print(table)
+        return
+    task_list, opt_list = _names(tasks), _names(optimizers)
+    for name in task_list:
+        if name not in TASKS:
+            _fail(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+    for name in opt_list:
+        if name not in OPTIMIZERS:
+            _fail(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+        if not OPTIMIZERS[name].available():
+            _fail(f"optimizer {name!r} needs {OPTIMIZERS[name].needs}, which is not installed here")
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        _fail(f"--workers must be >= 1, got {workers}")
+    if address is not None and backend != "ray":
+        _fail("--address needs --backend ray")
+    size = "quick" if quick else "full"
+    out = out or Path("runs") / f"bench-{size}"
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} exists and is not a folder")
+    try:
+        engine = make_backend(backend, workers=workers, address=address)
+    except (RuntimeError, ValueError, ConnectionError) as exc:
+        _fail(str(exc))
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=console,
+        disable=quiet,
+    )
+    with progress, engine:
+        bar = progress.add_task(f"bench ({size})", total=None, last="")
+
+        def on_plan(total: int, done: int) -> None:
+            progress.update(bar, total=total, completed=done)
+
+        def on_cell(result, cached: bool) -> None:
+            c = result.cell
+            progress.update(bar, advance=1, last=f"{c.task} · {c.optimizer} · lr {c.lr:g} · seed {c.seed}")
+            if result.status == "error" and not cached:
+                first = result.error.splitlines()[0] if result.error else "error"
+                progress.console.print(f"[red]✗ {c.key}: {first}[/]", highlight=False)
+
+        try:
+            results = run_bench(
+                out,
+                size=size,
+                tasks=task_list or None,
+                optimizers=opt_list or [o for o in available()],
+                backend=engine,
+                on_plan=on_plan,
+                on_cell=on_cell,
+            )
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]interrupted:[/] finished cells are kept in {str(out)!r}; rerun the same command to resume. "
+                f"Report: {(out / 'report.html').resolve()}",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+
+    if as_json:
+        sys.stdout.write((out / "results.json").read_text() + "\n")
+        return
+    if results.reference:
+        table = Table("optimizer", *results.tasks, title=f"steps to target / {results.reference} (median of seeds)")
+        for opt in results.optimizers:
+            table.add_row(opt, *(results.ratio_text(task, opt) for task in results.tasks))
+        Console().print(table)
+    typer.echo(f"report: {(out / 'report.html').resolve()}")
 
 
 @app.command()

@@ -106,3 +106,14 @@ def write_report(
     path = out / "report.html"
     path.write_text(render_report(run, out, registry=registry, bench=bench), encoding="utf-8")
     return path
+
+
+def render_bench(results: dict[str, Any], figures: dict[str, Path]) -> str:
+    """The benchmark page: ratio matrix, performance profiles, loss and tuning curves, per-task tables."""
+    pairs = {(p["task"], p["optimizer"]): p for p in results["pairs"]}
+    template = _ENV.get_template("bench.html")
+    return template.render(
+        r=results,
+        pairs=pairs,
+        figures={name: _data_uri(path) for name, path in figures.items() if path.exists()},
+    )

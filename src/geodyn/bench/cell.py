@@ -1,0 +1,142 @@
+"""One cell of the benchmark: a task trained by one optimizer at one learning rate and seed.
+
+A cell is a pure function of its key (task, optimizer, lr, seed, size): it builds the problem, trains until the
+target is reached, the run diverges or the step budget is spent, and returns its curve. It runs in any process
+(locally, in a worker pool or as a Ray task) and its result is plain JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from geodyn.optim import NonFiniteGradientError
+
+__all__ = ["Cell", "CellResult", "run_cell", "DIVERGENCE_FACTOR"]
+
+#: A loss-type metric above this multiple of its initial value counts as divergence (the run stops, unreached).
+DIVERGENCE_FACTOR = 1e6
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    optimizer: str
+    lr: float
+    seed: int
+    size: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.size}/{self.task}/{self.optimizer}/lr={self.lr:.3g}_seed={self.seed}"
+
+
+@dataclass
+class CellResult:
+    """``status``: "reached", "budget" (step budget spent), "diverged" or "error". ``steps``/``seconds``/``values``
+    form the evaluation curve (step 0 is the initial evaluation; ``seconds`` counts training time only)."""
+
+    cell: Cell
+    status: str
+    steps: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    steps_to_target: float = math.inf
+    time_to_target: float = math.inf
+    error: str = ""
+    wall: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cell"] = asdict(self.cell)
+        for k in ("steps_to_target", "time_to_target"):
+            out[k] = None if math.isinf(out[k]) else out[k]
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CellResult:
+        raw = dict(raw)
+        raw["cell"] = Cell(**raw["cell"])
+        for k in ("steps_to_target", "time_to_target"):
+            raw[k] = math.inf if raw.get(k) is None else float(raw[k])
+        return cls(**raw)
+
+    @property
+    def best_value(self) -> float:
+        """The best metric value on the curve (for ranking runs that did not reach the target)."""
+        from geodyn.bench.tasks import TASKS
+
+        finite = [v for v in self.values if v is not None and math.isfinite(v)]
+        if not finite:
+            return math.nan
+        return min(finite) if TASKS[self.cell.task].goal == "min" else max(finite)
+
+
+def _switch(opt: torch.optim.Optimizer, mode: str) -> None:
+    # Schedule-free optimizers evaluate at a different point than they train at and expose train()/eval().
+    fn = getattr(opt, mode, None)
+    if callable(fn) and not isinstance(opt, torch.nn.Module):
+        fn()
+
+
+def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
+    """Train one cell. Never raises for a failing optimizer: the error becomes the result (status "error")."""
+    from geodyn.bench.optimizers import OPTIMIZERS
+    from geodyn.bench.tasks import TASKS
+
+    start_wall = time.perf_counter()
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    task, spec = TASKS[cell.task], OPTIMIZERS[cell.optimizer]
+    result = CellResult(cell, status="budget")
+    try:
+        problem = task.build(cell.seed)
+        opt = spec.make(problem.params, cell.lr)
+        budget, every = task.steps[cell.size], task.eval_every[cell.size]
+        initial = problem.evaluate()
+        result.steps.append(0)
+        result.seconds.append(0.0)
+        result.values.append(initial)
+        elapsed = 0.0
+        for t in range(1, budget + 1):
+            tic = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = problem.loss(t)
+            loss.backward()
+            opt.step()
+            loss_value = loss.item()  # synchronises a GPU before the clock is read
+            elapsed += time.perf_counter() - tic
+            if not math.isfinite(loss_value):
+                result.status = "diverged"
+                break
+            if t % every and t != budget:
+                continue
+            _switch(opt, "eval")
+            value = problem.evaluate()
+            _switch(opt, "train")
+            result.steps.append(t)
+            result.seconds.append(elapsed)
+            result.values.append(value if math.isfinite(value) else None)
+            if task.reached(value):
+                result.status = "reached"
+                result.steps_to_target, result.time_to_target = float(t), elapsed
+                break
+            if not math.isfinite(value) or (task.goal == "min" and initial > 0 and value > DIVERGENCE_FACTOR * initial):
+                result.status = "diverged"
+                break
+    except NonFiniteGradientError:
+        # geodyn's optimizers refuse a NaN gradient, which follows a step that blew the parameters up
+        result.status = "diverged"
+    except Exception as exc:  # a failing optimizer is a result of the benchmark, not a crash of it
+        result.status = "error"
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+    finally:
+        torch.set_num_threads(previous)
+    result.wall = time.perf_counter() - start_wall
+    return result

@@ -1,0 +1,111 @@
+"""Scores of the benchmark: steps and wall time to a target, their summary over seeds, and performance profiles.
+
+A run that never reaches the target scores infinity (BENCHMARKS.md §2). The performance profile of Dolan and Moré
+(Math. Program. 91, 2002) summarises many tasks: for optimizer s on task p with score t_{p,s}, the ratio
+r_{p,s} = t_{p,s} / min_s' t_{p,s'}, and ρ_s(τ) = |{p : r_{p,s} ≤ τ}| / (number of tasks); ρ_s(1) is the share of
+tasks on which s was best, and ρ_s(∞) the share it solved at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "INF",
+    "first_reached",
+    "steps_to_target",
+    "time_to_target",
+    "Spread",
+    "spread",
+    "ratio",
+    "performance_ratios",
+    "performance_profile",
+]
+
+INF = math.inf
+
+
+def first_reached(values: Sequence[float], target: float, goal: str) -> int | None:
+    """Index of the first value that reaches ``target`` (≤ for goal "min", ≥ for "max"); None if none does.
+    Non-finite values never reach it."""
+    if goal not in ("min", "max"):
+        raise ValueError(f"goal must be 'min' or 'max', got {goal!r}")
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        if (v <= target) if goal == "min" else (v >= target):
+            return i
+    return None
+
+
+def steps_to_target(steps: Sequence[int], values: Sequence[float], target: float, goal: str) -> float:
+    """The step at which the curve (``steps``, ``values``) first reaches the target; ∞ when it never does."""
+    if len(steps) != len(values):
+        raise ValueError(f"steps and values differ in length: {len(steps)} != {len(values)}")
+    i = first_reached(values, target, goal)
+    return INF if i is None else float(steps[i])
+
+
+def time_to_target(seconds: Sequence[float], values: Sequence[float], target: float, goal: str) -> float:
+    """Training seconds (evaluation excluded) until the curve first reaches the target; ∞ when it never does."""
+    return steps_to_target(seconds, values, target, goal)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and range of a score over seeds (∞ counts as the largest value)."""
+
+    median: float
+    low: float
+    high: float
+    reached: int
+    runs: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"median": self.median, "low": self.low, "high": self.high, "reached": self.reached, "runs": self.runs}
+
+
+def spread(scores: Sequence[float]) -> Spread:
+    """Median, min and max over seeds. With an even count the median is the mean of the middle two (∞ if either is
+    ∞), so a median is finite only when at least half of the seeds reached the target."""
+    if not scores:
+        return Spread(INF, INF, INF, 0, 0)
+    ordered = sorted(float(s) for s in scores)
+    n = len(ordered)
+    mid = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    return Spread(mid, ordered[0], ordered[-1], sum(math.isfinite(s) for s in ordered), n)
+
+
+def ratio(score: float, reference: float) -> float:
+    """score / reference, with ∞/x = ∞ and x/∞ = 0 for finite x; NaN when both are ∞ (no comparison)."""
+    if math.isinf(score) and math.isinf(reference):
+        return math.nan
+    if math.isinf(reference):
+        return 0.0
+    return score / reference
+
+
+def performance_ratios(scores: np.ndarray) -> np.ndarray:
+    """r_{p,s} = t_{p,s} / min_s t_{p,s} for a (tasks × optimizers) array of scores (∞: unreached). A task that no
+    optimizer solved gives ∞ for all. Scores must be positive."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (tasks × optimizers) array, got shape {scores.shape}")
+    if np.any(scores <= 0):
+        raise ValueError("scores must be positive (steps or seconds to target)")
+    best = scores.min(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        r = scores / best
+    r[~np.isfinite(best[:, 0])] = np.inf
+    return r
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """ρ_s(τ) for each τ in ``taus``: an array (len(taus) × optimizers) of the share of tasks with r_{p,s} ≤ τ."""
+    r = performance_ratios(scores)
+    taus = np.asarray(taus, dtype=float)
+    return (r[None, :, :] <= taus[:, None, None]).mean(axis=1)

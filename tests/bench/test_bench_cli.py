@@ -1,0 +1,64 @@
+"""`geodyn bench`: one-line errors naming the valid choices, a small end-to-end run, resumption by rerunning."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from geodyn.bench import OPTIMIZERS, TASKS
+from geodyn.cli import app
+
+runner = CliRunner()
+
+
+def _one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_unknown_task_lists_the_valid_ones(tmp_path):
+    line = _one_line_error(runner.invoke(app, ["bench", "--tasks", "mnist", "--out", str(tmp_path)]))
+    assert "'mnist'" in line and all(t in line for t in TASKS)
+
+
+def test_unknown_optimizer_lists_the_valid_ones(tmp_path):
+    result = runner.invoke(app, ["bench", "--optimizers", "adamw,lion", "--out", str(tmp_path)])
+    line = _one_line_error(result)
+    assert "'lion'" in line and all(o in line for o in OPTIMIZERS)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--backend", "mpi"], "'mpi'"),
+        (["--address", "ray://x:1"], "--backend ray"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, args, needle):
+    line = _one_line_error(runner.invoke(app, ["bench", "--out", str(tmp_path), *args]))
+    assert needle in line
+
+
+def test_list_shows_tasks_and_optimizers():
+    result = runner.invoke(app, ["bench", "--list"])
+    assert result.exit_code == 0
+    assert "rosenbrock-64d" in result.output and "schedule-free-adamw" in result.output
+
+
+def test_small_run_end_to_end_and_rerun_resumes(tmp_path, toy_task):
+    args = ["bench", "--tasks", toy_task, "--optimizers", "adamw", "--optimizers", "sgd", "--workers", "1"]
+    args += ["--out", str(tmp_path), "--quiet"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "1.00" in first.output and "report:" in first.output  # the ratio table: adamw against itself
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {p["optimizer"] for p in results["pairs"]} == {"adamw", "sgd"}
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").rglob("*.json")}
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["pairs"] == results["pairs"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").rglob("*.json")} == stamp  # nothing rerun

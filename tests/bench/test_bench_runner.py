@@ -1,0 +1,108 @@
+"""The bench runner: protocol (tuning then fresh seeds), results file, resumption after an interrupt, backends."""
+
+import json
+import math
+
+import pytest
+
+from geodyn.backends import PoolBackend
+from geodyn.bench import SCHEMA_VERSION, SEEDS, TUNING_SEED, lr_grid, run_bench
+from geodyn.bench.cell import Cell, run_cell
+from geodyn.bench.runner import load_cells
+
+OPTS = ["adamw", "sgd"]
+
+
+def _curves(cells):
+    return {k: (r.status, r.steps, r.values, r.steps_to_target) for k, r in cells.items()}
+
+
+def test_protocol_tunes_on_the_grid_then_scores_fresh_seeds(tmp_path, toy_task):
+    seen = []
+    res = run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=OPTS, on_cell=lambda r, c: seen.append(r))
+    grid, seeds = lr_grid("quick"), SEEDS["quick"]
+    assert len(seen) == len(OPTS) * (len(grid) + len(seeds))
+    for opt in OPTS:
+        pair = res.pair(toy_task, opt)
+        tuned = [r for r in seen if r.cell.optimizer == opt and r.cell.seed == TUNING_SEED]
+        assert sorted(r.cell.lr for r in tuned) == sorted(grid)
+        best = min(tuned, key=lambda r: (r.steps_to_target, r.best_value))
+        assert pair.best_lr == best.cell.lr
+        scored = sorted(r.cell.seed for r in seen if r.cell.optimizer == opt and r.cell.seed != TUNING_SEED)
+        assert scored == sorted(seeds)
+        assert all(r.cell.lr == pair.best_lr for r in seen if r.cell.optimizer == opt and r.cell.seed in seeds)
+        steps = sorted(r.steps_to_target for r in seen if r.cell.optimizer == opt and r.cell.seed in seeds)
+        assert pair.steps.low == steps[0] and pair.steps.high == steps[-1]
+    raw = json.loads((tmp_path / "results.json").read_text())
+    assert raw["schema_version"] == SCHEMA_VERSION
+    assert raw["protocol"]["lr_grid"] == list(grid)
+    assert raw["ratios_steps"][toy_task]["adamw"] == 1.0
+    assert (tmp_path / "report.html").exists() and (tmp_path / "figures" / "profile.png").exists()
+
+
+def test_interrupted_run_resumes_from_finished_cells(tmp_path, toy_task):
+    reference = run_bench(tmp_path / "ref", size="quick", tasks=[toy_task], optimizers=OPTS, report=False)
+    ref_cells = load_cells(tmp_path / "ref" / "cells", "quick")
+
+    count = {"n": 0}
+
+    def stop_after_five(result, cached):
+        count["n"] += 1
+        if count["n"] == 5:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(out, size="quick", tasks=[toy_task], optimizers=OPTS, on_cell=stop_after_five)
+    kept = load_cells(out / "cells", "quick")
+    assert len(kept) == 5  # every finished cell was saved before the interrupt
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["interrupted"] is True and partial["missing"]
+    assert "interrupted" in (out / "report.html").read_text()
+
+    cached, fresh = [], []
+    resumed = run_bench(
+        out, size="quick", tasks=[toy_task], optimizers=OPTS,
+        on_cell=lambda r, c: (cached if c else fresh).append(r.cell.key),
+    )  # fmt: skip
+    assert sorted(cached) == sorted(kept)  # nothing finished was run again
+    assert len(cached) + len(fresh) == len(ref_cells)
+    assert _curves(load_cells(out / "cells", "quick")) == _curves(ref_cells)  # same results as without interrupt
+    for opt in OPTS:
+        assert resumed.pair(toy_task, opt).best_lr == reference.pair(toy_task, opt).best_lr
+    assert json.loads((out / "results.json").read_text())["interrupted"] is False
+
+
+def test_a_torn_cell_file_is_rerun(tmp_path, toy_task):
+    run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=["adamw"], report=False)
+    victim = next((tmp_path / "cells").rglob("*.json"))
+    victim.write_text('{"cell": {"task": "toy"')  # as if the process died mid-write without the atomic rename
+    fresh = []
+    run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=["adamw"], report=False,
+              on_cell=lambda r, c: None if c else fresh.append(r))  # fmt: skip
+    assert len(fresh) == 1
+
+
+def test_process_pool_gives_the_same_results_as_inline():
+    # spawned workers import geodyn afresh, so the cell is of a registered task
+    cell = Cell("rosenbrock-2d", "adamw", 0.0251, 0, "quick")
+    with PoolBackend(1) as pool:
+        remote = pool.submit(run_cell, cell, 1).result()
+    local = run_cell(cell)
+    assert (remote.status, remote.steps, remote.values) == (local.status, local.steps, local.values)
+
+
+def test_cell_results_are_deterministic_and_json_round_trip(toy_task):
+    cell = Cell(toy_task, "adamw", 0.1, 1, "quick")
+    a, b = run_cell(cell), run_cell(cell)
+    assert a.values == b.values and a.steps == b.steps
+    from geodyn.bench.cell import CellResult
+
+    back = CellResult.from_json(json.loads(json.dumps(a.to_json())))
+    assert back.values == a.values and back.steps_to_target == a.steps_to_target and back.cell == a.cell
+
+
+def test_divergence_is_unreached_not_an_error(toy_task):
+    r = run_cell(Cell("rosenbrock-2d", "geodyn-natural-gradient", 1.0, 0, "quick"))
+    assert r.status in ("diverged", "budget") and math.isinf(r.steps_to_target)
+    assert r.error == ""

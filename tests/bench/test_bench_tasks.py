@@ -1,0 +1,75 @@
+"""The benchmark tasks: each trains under Adam, its target is not met at the start, and its data are fixed."""
+
+import math
+
+import pytest
+import torch
+
+from geodyn.bench import OPTIMIZERS, TASKS, available
+from geodyn.bench.runner import parameter_count
+
+ADAM_LR = {"rosenbrock-2d": 1e-2, "rosenbrock-64d": 1e-2, "noisy-quadratic": 1e-2}
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_loss_falls_under_adam(name):
+    """40 Adam steps lower the training loss (mean of the last 8 minibatch losses below the first 8, by more than
+    their spread) and leave the evaluated metric better than at the start."""
+    task = TASKS[name]
+    problem = task.build(0)
+    before = problem.evaluate()
+    assert not task.reached(before), f"{name}: the target {task.target} is met before training"
+    opt = torch.optim.Adam(problem.params, lr=ADAM_LR.get(name, 3e-3))
+    losses = []
+    for t in range(1, 41):
+        opt.zero_grad()
+        loss = problem.loss(t)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = torch.tensor(losses[:8]), torch.tensor(losses[-8:])
+    assert last.mean() < first.mean() - (first.std() + last.std()) / math.sqrt(8), (name, losses)
+    after = problem.evaluate()
+    assert (after < before) if task.goal == "min" else (after > before), (name, before, after)
+
+
+def test_seeds_change_the_start_but_not_the_data():
+    a, b = TASKS["mlp-digits"].build(1), TASKS["mlp-digits"].build(2)
+    assert not torch.equal(a.params[0], b.params[0])
+    c = TASKS["mlp-digits"].build(1)
+    assert all(torch.equal(p, q) for p, q in zip(a.params, c.params, strict=True))
+    assert torch.equal(a.loss(1), c.loss(1))  # same seed: same minibatch order
+
+
+def test_targets_and_budgets_are_declared_for_both_sizes():
+    for task in TASKS.values():
+        assert set(task.steps) == set(task.eval_every) == {"quick", "full"}
+        assert task.goal in ("min", "max") and math.isfinite(task.target)
+        assert task.steps["quick"] <= task.steps["full"]
+
+
+def test_every_optimizer_builds_on_every_task_it_fits():
+    for name in available():
+        spec = OPTIMIZERS[name]
+        for task_name in ("rosenbrock-2d", "cnn-digits"):
+            if not spec.fits(parameter_count(task_name)):
+                continue
+            problem = TASKS[task_name].build(0)
+            opt = spec.make(problem.params, 1e-3)
+            before = [p.detach().clone() for p in problem.params]
+            for t in (1, 2):  # SOAP spends its first step on setting up the preconditioner
+                opt.zero_grad()
+                problem.loss(t).backward()
+                opt.step()
+            assert any(not torch.equal(p, q) for p, q in zip(problem.params, before, strict=True)), name
+
+
+def test_geodyn_adam_row_steps_like_torch_adam():
+    """The sanity row of the table: presets.adam must give torch.optim.Adam's curve on a real task (float32, so
+    equal to a few ULPs of the loss, which the evaluation rounds away only if the steps agree)."""
+    from geodyn.bench.cell import Cell, run_cell
+
+    a = run_cell(Cell("logreg-digits", "adam", 3e-3, 0, "quick"))
+    b = run_cell(Cell("logreg-digits", "geodyn-adam", 3e-3, 0, "quick"))
+    assert a.steps == b.steps
+    assert max(abs(x - y) for x, y in zip(a.values, b.values, strict=True)) <= 1 / 449 + 1e-12
