@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,6 +33,22 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _engine(backend: str, address: str | None, workers: int | None):
+    """The backend named on the command line; None for reproduce's default (in this process)."""
+    from geodyn.backends import BACKENDS, make_backend
+
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if address is not None and backend != "ray":
+        _fail("--address needs --backend ray")
+    if backend == "local" and workers is None:
+        return None
+    try:
+        return make_backend(backend, workers=workers or os.cpu_count() or 1, address=address)
+    except (RuntimeError, ValueError, ConnectionError) as exc:
+        _fail(f"cannot start the {backend} backend: {exc}")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"geodyn {geodyn.__version__}")
@@ -58,6 +75,12 @@ def reproduce(
         Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch threads per experiment (0: torch's default).")] = 1,
+    backend: Annotated[
+        str, typer.Option("--backend", help="'local' (in this process) or 'ray' (each experiment a Ray task).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered claims and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
@@ -83,6 +106,7 @@ def reproduce(
             _fail(f"cannot read --bench {str(bench)!r}: {exc}")
     if threads < 0:
         _fail(f"--threads must be >= 0, got {threads}")
+    engine = _engine(backend, address, workers=None)
     size = "quick" if quick else "full"
     out = out or Path("runs") / size
     if out.exists() and not out.is_dir():
@@ -98,7 +122,7 @@ def reproduce(
         transient=False,
     )
     selected = REGISTRY.select(only)
-    with progress:
+    with progress, engine or contextlib.nullcontext():
         overall = progress.add_task(f"reproduce ({size})", total=len(selected))
         current: dict[str, int] = {}
 
@@ -131,6 +155,8 @@ def reproduce(
             on_progress=on_progress,
             on_finish=on_finish,
             bench=bench_data,
+            threads=threads or None,
+            backend=engine,
         )
 
     if as_json:
@@ -174,7 +200,6 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
-    from geodyn.backends import BACKENDS, make_backend
     from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
 
     if list_:
@@ -196,22 +221,13 @@ def bench(
             _fail(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
         if not OPTIMIZERS[name].available():
             _fail(f"optimizer {name!r} needs {OPTIMIZERS[name].needs}, which is not installed here")
-    if backend not in BACKENDS:
-        _fail(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 1:
+    if workers is not None and workers < 1:
         _fail(f"--workers must be >= 1, got {workers}")
-    if address is not None and backend != "ray":
-        _fail("--address needs --backend ray")
     size = "quick" if quick else "full"
     out = out or Path("runs") / f"bench-{size}"
     if out.exists() and not out.is_dir():
         _fail(f"--out {str(out)!r} exists and is not a folder")
-    try:
-        engine = make_backend(backend, workers=workers, address=address)
-    except (RuntimeError, ValueError, ConnectionError) as exc:
-        _fail(str(exc))
+    engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
 
     progress = Progress(
         TextColumn("{task.description}"),

@@ -14,12 +14,14 @@ rerun skips it (unless forced).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import torch  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 import geodyn  # noqa: E402
+from geodyn.backends import Backend  # noqa: E402
 from geodyn.experiments.registry import Experiment, Registry, Verdict  # noqa: E402
 
 SCHEMA_VERSION = 1
@@ -105,20 +108,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run_one(
-    exp: Experiment, size: str, folder: Path, seed: int, progress: Callable[[float], None], threads: int | None
-) -> ExperimentResult:
+    exp: Experiment, size: str, seed: int, progress: Callable[[float], None], threads: int | None
+) -> tuple[ExperimentResult, dict[str, bytes]]:
+    """Run one experiment; return its result and its figures as PNG bytes (written by the caller, so that a worker
+    on another machine needs no access to the run folder)."""
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_one_inner(exp, size, folder, seed, progress)
+        return _run_one_inner(exp, size, seed, progress)
     finally:
         torch.set_num_threads(previous)
 
 
+def _run_remote(
+    exp: Experiment, size: str, seed: int, threads: int | None
+) -> tuple[ExperimentResult, dict[str, bytes]]:
+    """The unit of work a backend runs: one experiment, without progress reports."""
+    return _run_one(exp, size, seed, lambda fraction: None, threads)
+
+
 def _run_one_inner(
-    exp: Experiment, size: str, folder: Path, seed: int, progress: Callable[[float], None]
-) -> ExperimentResult:
+    exp: Experiment, size: str, seed: int, progress: Callable[[float], None]
+) -> tuple[ExperimentResult, dict[str, bytes]]:
     start = time.perf_counter()
     claim = exp.claim
     base = dict(
@@ -133,7 +145,7 @@ def _run_one_inner(
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an experiment's failure is a result, not a crash of the whole run
-        return ExperimentResult(
+        result = ExperimentResult(
             **base,
             status="error",
             verdict=Verdict.NOT_REPRODUCED.value,
@@ -141,23 +153,32 @@ def _run_one_inner(
             error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
             seconds=time.perf_counter() - start,
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = []
+        return result, {}
+    pngs: dict[str, bytes] = {}
     for fig_name, fig in outcome.figures.items():
-        filename = f"{fig_name}.png"
-        fig.savefig(folder / filename, dpi=110, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
-        figures.append(filename)
-    return ExperimentResult(
+        pngs[f"{fig_name}.png"] = buffer.getvalue()
+    result = ExperimentResult(
         **base,
         status="done",
         verdict=outcome.verdict.value,
         checks=[c.as_dict() for c in outcome.checks],
         summary=outcome.summary,
-        figures=figures,
+        figures=list(pngs),
         data=_jsonable(outcome.data),
         seconds=time.perf_counter() - start,
     )
+    return result, pngs
+
+
+def _save(folder: Path, result: ExperimentResult, pngs: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, data in pngs.items():
+        (folder / filename).write_bytes(data)
+    if result.status == "done":
+        (folder / "result.json").write_text(result.model_dump_json(indent=2))
 
 
 def _load_finished(path: Path, size: str) -> ExperimentResult | None:
@@ -182,6 +203,7 @@ def run_experiments(
     on_finish: Callable[[Experiment, ExperimentResult, bool], None] = lambda exp, result, cached: None,
     bench: dict[str, Any] | None = None,
     threads: int | None = 1,
+    backend: Backend | None = None,
 ) -> RunResults:
     """Run the selected experiments into ``out`` and write results.json and report.html.
 
@@ -189,6 +211,8 @@ def run_experiments(
     tensors, for which more threads do not help and stall badly when another process holds a core; None keeps
     torch's setting). Finished experiments of the same size are reused unless ``force``. On KeyboardInterrupt
     the finished ones are written, the rest are listed as missing, and the results come with ``interrupted=True``.
+    With a ``backend`` (:mod:`geodyn.backends`, e.g. Ray) every experiment is submitted at once and runs as one
+    task there; results and figures come back to this process, which writes the run folder.
     """
     from geodyn.report import write_report
 
@@ -201,23 +225,39 @@ def run_experiments(
 
     results: list[ExperimentResult] = []
     interrupted = False
+    queued: list[Experiment] = []
     for exp in selected:
-        folder = out / "experiments" / exp.name
-        cached = None if force else _load_finished(folder / "result.json", size)
+        cached = None if force else _load_finished(out / "experiments" / exp.name / "result.json", size)
         if cached is not None:
             results.append(cached)
             on_finish(exp, cached, True)
-            continue
-        on_start(exp)
-        try:
-            result = _run_one(exp, size, folder, seed, lambda f, exp=exp: on_progress(exp, f), threads)
-        except KeyboardInterrupt:
-            interrupted = True
-            break
-        if result.status == "done":
-            (folder / "result.json").write_text(result.model_dump_json(indent=2))
-        results.append(result)
-        on_finish(exp, result, False)
+        else:
+            queued.append(exp)
+    try:
+        if backend is None:
+            for exp in queued:
+                on_start(exp)
+                result, pngs = _run_one(exp, size, seed, lambda f, exp=exp: on_progress(exp, f), threads)
+                _save(out / "experiments" / exp.name, result, pngs)
+                results.append(result)
+                on_finish(exp, result, False)
+        else:
+            futures = {}
+            for exp in queued:
+                on_start(exp)
+                futures[backend.submit(_run_remote, exp, size, seed, threads)] = exp
+            for future in as_completed(futures):
+                exp = futures[future]
+                result, pngs = future.result()
+                _save(out / "experiments" / exp.name, result, pngs)
+                results.append(result)
+                on_finish(exp, result, False)
+    except KeyboardInterrupt:
+        interrupted = True
+        if backend is not None:
+            backend.close(cancel=True)
+    order = {e.name: i for i, e in enumerate(selected)}
+    results.sort(key=lambda r: order.get(r.name, len(order)))
 
     done = {r.name for r in results}
     run = RunResults(
