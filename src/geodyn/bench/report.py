@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from geodyn.bench.cell import Cell, CellResult  # noqa: E402
 from geodyn.bench.protocol import TUNING_SEED, lr_grid  # noqa: E402
@@ -126,6 +127,8 @@ def profile_figure(results: BenchResults) -> plt.Figure:
         for j, opt in enumerate(results.optimizers):
             ax.step(taus, rho[:, j], where="post", label=opt, **style[opt])
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("τ (within this factor of the best)")
         ax.set_ylabel("share of tasks")
