@@ -7,6 +7,7 @@ save and resume the same way on every backend, so results do not depend on where
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -46,17 +47,29 @@ class InlineBackend(Backend):
         return future
 
 
+def _ignore_interrupt() -> None:
+    # Ctrl-C reaches the whole process group; only the parent decides what an interrupt means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class PoolBackend(Backend):
-    """A pool of ``workers`` processes (spawned, so no torch thread pool is inherited across a fork)."""
+    """A pool of ``workers`` processes (spawned, so no torch thread pool is inherited across a fork). Workers ignore
+    Ctrl-C; the parent cancels what is queued and stops the workers, whose running calls are lost."""
 
     def __init__(self, workers: int):
         self.capacity = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupt
+        )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self._pool.submit(fn, *args)
 
     def close(self, cancel: bool = False) -> None:
+        if cancel:
+            # shutdown() would wait for the running calls; an interrupted run should stop now
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
 
 

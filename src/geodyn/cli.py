@@ -260,6 +260,9 @@ def bench(
                 backend=engine,
                 on_plan=on_plan,
                 on_cell=on_cell,
+                on_lost=lambda cell, exc: progress.console.print(
+                    f"[red]✗ {cell.key} was lost ({type(exc).__name__}); a rerun will retry it[/]", highlight=False
+                ),
             )
         except KeyboardInterrupt:
             console.print(

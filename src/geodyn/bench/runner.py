@@ -311,13 +311,15 @@ def run_bench(
     backend: Backend | None = None,
     on_plan: Callable[[int, int], None] = lambda total, done: None,
     on_cell: Callable[[CellResult, bool], None] = lambda result, cached: None,
+    on_lost: Callable[[Cell, BaseException], None] = lambda cell, exc: None,
     threads: int = 1,
     report: bool = True,
 ) -> BenchResults:
     """Run (or resume) the benchmark in ``out`` and write results.json and report.html.
 
     ``on_plan(total, done)`` is called once with the number of cells; ``on_cell(result, cached)`` after each cell
-    (``cached``: it was loaded from an earlier run). On KeyboardInterrupt the finished cells are kept, results and
+    (``cached``: it was loaded from an earlier run); ``on_lost(cell, exc)`` when the backend could not run a cell
+    (it is reported missing and a rerun tries it again). On KeyboardInterrupt the finished cells are kept, results and
     report are written with ``interrupted=True``, and the interrupt is re-raised.
     """
     from geodyn.bench.optimizers import available
@@ -366,7 +368,11 @@ def run_bench(
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in finished:
                 cell = inflight.pop(future)
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as exc:  # the backend lost the cell (e.g. retries exhausted): it stays missing
+                    on_lost(cell, exc)
+                    continue
                 _save_cell(root, result)
                 cells[cell.key] = result
                 on_cell(result, False)
