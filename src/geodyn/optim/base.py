@@ -3,6 +3,11 @@
 Subclasses implement :meth:`CovariantOptimizer._step_group` and, for extra settings, :meth:`_validate`. The base
 evaluates the closure, refuses or skips non-finite gradients before anything is touched, and validates every
 parameter group (also those added later).
+
+Under torch.distributed the non-finite decision is the same on every rank (:mod:`geodyn.optim.distributed`):
+flags of DTensor gradients are all-reduced over their device meshes, those of plain tensors over
+``nonfinite_group`` when one is given; otherwise (one process, or DistributedDataParallel, whose all-reduced
+gradients carry a NaN of any rank to all) each rank decides alone and nothing is communicated.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch.optim import Optimizer
 
 from geodyn.metric import Interpolating, MetricLaw
 from geodyn.noise import MOMENTS
+from geodyn.optim.distributed import any_across_ranks, device_meshes, has_dtensor, local_tensor
 
 __all__ = [
     "CovariantOptimizer",
@@ -115,6 +121,8 @@ class CovariantOptimizer(Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]):
         defaults = dict(defaults)
+        # A process group is runtime wiring, not a hyperparameter: kept out of param_groups (and state_dict).
+        self.nonfinite_group = defaults.pop("nonfinite_group", None)
         if defaults.get("metric") is None:
             defaults["metric"] = Interpolating(1e-8)
         defaults["betas"] = tuple(defaults["betas"])
@@ -139,7 +147,7 @@ class CovariantOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = []
+        candidates = []
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -147,7 +155,12 @@ class CovariantOptimizer(Optimizer):
             grads = [p.grad for p in params]
             if any(g.is_sparse for g in grads):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            if group["nonfinite"] != "ignore" and not all_finite(grads):
+            candidates.append((index, group, params, grads))
+        checked = [grads for _, group, _, grads in candidates if group["nonfinite"] != "ignore"]
+        flags = iter(self._nonfinite_flags(checked))
+        work = []
+        for index, group, params, grads in candidates:
+            if group["nonfinite"] != "ignore" and next(flags):
                 if group["nonfinite"] == "raise":
                     raise NonFiniteGradientError(
                         f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
@@ -159,3 +172,24 @@ class CovariantOptimizer(Optimizer):
         for group, params, grads in work:
             self._step_group(group, params, grads)
         return loss
+
+    def _nonfinite_flags(self, grad_lists: list[list[Tensor]]) -> list[bool]:
+        """Per gradient list: does it hold NaN or inf on any rank that shares its parameters?
+
+        Each rank tests its local shards; the flags are then all-reduced over the device meshes of DTensor
+        gradients (a NaN in one shard stops all ranks) and over ``nonfinite_group`` if set. Without either no
+        collective is issued, so the single-process step pays only a type check.
+        """
+        flags: list[bool] = []
+        meshes: list[Any] = []
+        device = None
+        for grads in grad_lists:
+            if has_dtensor(grads):
+                meshes += [m for m in device_meshes(grads) if not any(m is k or m == k for k in meshes)]
+                grads = [local_tensor(g) for g in grads]
+            if device is None:
+                device = grads[0].device
+            flags.append(not all_finite(grads))
+        if meshes or (flags and self.nonfinite_group is not None):
+            flags = any_across_ranks(flags, meshes=meshes, group=self.nonfinite_group, device=device)
+        return flags

@@ -38,6 +38,7 @@ from geodyn.optim.base import (
     effective_gradient,
     group_options,
 )
+from geodyn.optim.distributed import has_dtensor, local_views
 
 __all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
 
@@ -163,6 +164,15 @@ class CGD(CovariantOptimizer):
             about as much as one pass over p, G, m and K.
         nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`), "skip" the
             group's step, or "ignore" (no check). Parameters and state are never touched by a refused step.
+        nonfinite_group: a process group over which to agree on the non-finite check for plain-tensor parameters
+            whose gradients differ between ranks (e.g. pipeline stages). Not needed under DistributedDataParallel
+            (gradients are already all-reduced) nor for DTensor parameters (always agreed over their mesh).
+
+    Under torch.distributed: with DistributedDataParallel nothing changes. With FSDP2 (``fully_shard``) or other
+    DTensor parameters the state is created like the parameter (DTensors with its mesh and placements) and each
+    rank steps its local shards, as the update is elementwise; every path (foreach, ``foreach=False``,
+    ``compiled``) works, and state_dicts save and load with torch.distributed.checkpoint
+    (:mod:`geodyn.optim.distributed`).
     """
 
     def __init__(
@@ -180,6 +190,7 @@ class CGD(CovariantOptimizer):
         foreach: bool | None = None,
         compiled: bool = False,
         nonfinite: str = "raise",
+        nonfinite_group: Any = None,
     ):
         defaults = dict(
             lr=lr,
@@ -194,6 +205,7 @@ class CGD(CovariantOptimizer):
             foreach=foreach,
             compiled=compiled,
             nonfinite=nonfinite,
+            nonfinite_group=nonfinite_group,
         )
         super().__init__(params, defaults)
 
@@ -214,16 +226,15 @@ class CGD(CovariantOptimizer):
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         metric = group["metric"]
         states = [self._init_state(p, metric) for p in params]
+        first_moments = [s["first_moment"] for s in states]
+        noise_moments = [s.get("noise_moment") for s in states]
+        steps = [s["step"] for s in states]
+        if has_dtensor(params):
+            # Elementwise update: stepping each rank's shards is stepping the global tensors.
+            params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
         if group["foreach"] is False:
-            cgd_reference(
-                params,
-                grads,
-                [s["first_moment"] for s in states],
-                [s.get("noise_moment") for s in states],
-                [s["step"] for s in states],
-                **options,
-            )
+            cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
             return
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, p in enumerate(params):
@@ -237,8 +248,8 @@ class CGD(CovariantOptimizer):
             step(
                 [params[i] for i in indices],
                 [grads[i] for i in indices],
-                [states[i]["first_moment"] for i in indices],
-                [states[i].get("noise_moment") for i in indices],
-                [states[i]["step"] for i in indices],
+                [first_moments[i] for i in indices],
+                [noise_moments[i] for i in indices],
+                [steps[i] for i in indices],
                 **options,
             )

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from geodyn.metric import MetricLaw
 from geodyn.optim.base import CovariantOptimizer, group_options, validate_hyperparameters
+from geodyn.optim.distributed import refuse_dtensors
 from geodyn.optim.kron import matrix_step
 
 __all__ = ["FullCGD"]
@@ -29,6 +30,9 @@ class FullCGD(CovariantOptimizer):
     Arguments as :class:`~geodyn.optim.CGD`, plus ``precondition_every`` (eigendecomposition period, default 1 =
     exact) and ``rcond`` (relative eigenvalue cutoff of the pseudo-inverse). A parameter of the group without a
     gradient counts as a zero gradient and is not moved. The group's state is stored under its first parameter.
+
+    Runs in one process or under DistributedDataParallel; DTensor parameters (FSDP2, tensor parallel) are refused
+    with a TypeError, since κ̂ couples every element of the group.
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class FullCGD(CovariantOptimizer):
         precondition_every: int = 1,
         rcond: float | None = None,
         nonfinite: str = "raise",
+        nonfinite_group: Any = None,
     ):
         defaults = dict(
             lr=lr,
@@ -58,12 +63,14 @@ class FullCGD(CovariantOptimizer):
             precondition_every=precondition_every,
             rcond=rcond,
             nonfinite=nonfinite,
+            nonfinite_group=nonfinite_group,
         )
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        refuse_dtensors(type(self).__name__, group["params"])
         dtypes = {p.dtype for p in group["params"]}
         devices = {p.device for p in group["params"]}
         if len(dtypes) > 1 or len(devices) > 1:

@@ -33,6 +33,7 @@ from geodyn.metric import MetricLaw
 from geodyn.noise import ema_update, noise_deviation
 from geodyn.optim.base import CovariantOptimizer, effective_gradient, group_options, validate_hyperparameters
 from geodyn.optim.cgd import cgd_reference
+from geodyn.optim.distributed import refuse_dtensors
 from geodyn.optim.spectral import clipped_eigh, inverse_metric
 
 __all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES"]
@@ -144,6 +145,11 @@ class KronCGD(CovariantOptimizer):
         precondition_every: eigenbases are refreshed every k steps (1 = exact; O(m³ + n³) per refresh).
         max_factor_dim: parameters with a side longer than this fall back to diagonal CGD (factor memory m² + n²).
         rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon).
+        nonfinite, nonfinite_group: as :class:`~geodyn.optim.CGD`.
+
+    Runs in one process or under DistributedDataParallel (every rank holds whole matrices and the same
+    all-reduced gradient, so every rank computes the same step). DTensor parameters (FSDP2, tensor parallel) are
+    refused with a TypeError: the factors L, R and their eigenbases need the whole matrix.
     """
 
     def __init__(
@@ -164,6 +170,7 @@ class KronCGD(CovariantOptimizer):
         max_factor_dim: int = 4096,
         rcond: float | None = None,
         nonfinite: str = "raise",
+        nonfinite_group: Any = None,
     ):
         defaults = dict(
             lr=lr,
@@ -181,11 +188,16 @@ class KronCGD(CovariantOptimizer):
             max_factor_dim=max_factor_dim,
             rcond=rcond,
             nonfinite=nonfinite,
+            nonfinite_group=nonfinite_group,
         )
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
         _validate_structure(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        refuse_dtensors(type(self).__name__, self.param_groups[-1]["params"])
 
     def _is_matrix(self, param: Tensor, group: dict[str, Any]) -> bool:
         return param.ndim >= 2 and max(param.shape[0], param[0].numel()) <= group["max_factor_dim"]
