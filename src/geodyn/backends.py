@@ -95,15 +95,26 @@ class RayBackend(Backend):
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._max_retries = max_retries
         self._remote: dict[Callable[..., Any], Any] = {}
+        self._refs: list[Any] = []
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._remote[fn] = self._ray.remote(num_cpus=1, max_retries=self._max_retries)(fn)
-        return remote.remote(*args).future()
+        ref = remote.remote(*args)
+        self._refs.append(ref)
+        return ref.future()
 
     def close(self, cancel: bool = False) -> None:
-        if self._owns:
+        if cancel:
+            # on a shared cluster the tasks would outlive the driver's interest in them
+            for ref in self._refs:
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # already finished or gone
+                    pass
+        self._refs.clear()
+        if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
 
 
