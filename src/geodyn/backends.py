@@ -95,20 +95,22 @@ class RayBackend(Backend):
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._max_retries = max_retries
         self._remote: dict[Callable[..., Any], Any] = {}
-        self._refs: list[Any] = []
+        self._refs: dict[int, Any] = {}
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         remote = self._remote.get(fn)
         if remote is None:
             remote = self._remote[fn] = self._ray.remote(num_cpus=1, max_retries=self._max_retries)(fn)
         ref = remote.remote(*args)
-        self._refs.append(ref)
-        return ref.future()
+        future = ref.future()
+        self._refs[id(future)] = ref  # kept only while running, so finished results are not pinned in Ray's store
+        future.add_done_callback(lambda f: self._refs.pop(id(f), None))
+        return future
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
             # on a shared cluster the tasks would outlive the driver's interest in them
-            for ref in self._refs:
+            for ref in list(self._refs.values()):
                 try:
                     self._ray.cancel(ref, force=True)
                 except Exception:  # already finished or gone
