@@ -7,6 +7,7 @@ from geodyn.experiments import (  # noqa: F401  (importing registers them)
     noise_spectrum,
     optimizer_ordering,
     phase_transition,
+    quantum,
     survival,
 )
 from geodyn.experiments.registry import (
