@@ -212,7 +212,14 @@ def bench(
             table.add_row(o.name, o.family, "yes" if o.available() else "no", o.description)
         Console().print(table)
         return
-    task_list, opt_list = _names(tasks), _names(optimizers)
+    task_list, opt_list = list(dict.fromkeys(_names(tasks))), list(dict.fromkeys(_names(optimizers)))
+    if not opt_list:
+        absent = [o.name for o in OPTIMIZERS.values() if not o.available()]
+        if absent:
+            console.print(
+                f"[yellow]note:[/] not installed, left out: {', '.join(absent)} (pip install 'geodyn[bench]')",
+                highlight=False,
+            )
     for name in task_list:
         if name not in TASKS:
             _fail(f"unknown task {name!r} (known: {', '.join(TASKS)})")
@@ -256,7 +263,7 @@ def bench(
                 out,
                 size=size,
                 tasks=task_list or None,
-                optimizers=opt_list or [o for o in available()],
+                optimizers=opt_list or available(),
                 backend=engine,
                 on_plan=on_plan,
                 on_cell=on_cell,

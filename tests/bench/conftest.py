@@ -27,6 +27,7 @@ TOY = Task(
     metric="loss",
     goal="min",
     target=0.05,
+    quick_target=0.05,
     steps={"quick": 60, "full": 60},
     eval_every={"quick": 5, "full": 5},
     build=_toy,

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from geodyn.backends import PoolBackend
-from geodyn.bench import SCHEMA_VERSION, SEEDS, TUNING_SEED, lr_grid, run_bench
+from geodyn.bench import SCHEMA_VERSION, SEEDS, TUNING_SEED, lr_grid, run_bench, summarise
 from geodyn.bench.cell import Cell, run_cell
 from geodyn.bench.runner import load_cells
 
@@ -102,7 +102,43 @@ def test_cell_results_are_deterministic_and_json_round_trip(toy_task):
     assert back.values == a.values and back.steps_to_target == a.steps_to_target and back.cell == a.cell
 
 
-def test_divergence_is_unreached_not_an_error(toy_task):
-    r = run_cell(Cell("rosenbrock-2d", "geodyn-natural-gradient", 1.0, 0, "quick"))
-    assert r.status in ("diverged", "budget") and math.isinf(r.steps_to_target)
-    assert r.error == ""
+def test_divergence_is_unreached_not_an_error():
+    r = run_cell(Cell("rosenbrock-2d", "sgd", 1.0, 0, "quick"))  # lr 1 on a curvature of ~1000 blows up at once
+    assert r.status == "diverged" and math.isinf(r.steps_to_target) and r.error == ""
+
+
+def test_repeated_names_run_each_cell_once(tmp_path, toy_task):
+    fresh = []
+    res = run_bench(tmp_path, size="quick", tasks=[toy_task, toy_task], optimizers=["adamw", "adamw"], report=False,
+                    on_cell=lambda r, c: fresh.append(r.cell.key))  # fmt: skip
+    assert len(fresh) == len(set(fresh)) == len(lr_grid("quick")) + len(SEEDS["quick"])
+    assert len(res.pairs) == 1
+
+
+def test_a_pair_with_missing_seeds_is_unfinished_not_unreached(tmp_path, toy_task):
+    run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=["adamw", "sgd"], report=False)
+    cells = load_cells(tmp_path / "cells", "quick")
+    sgd_seed = next(k for k, r in cells.items() if r.cell.optimizer == "sgd" and r.cell.seed == SEEDS["quick"][-1])
+    del cells[sgd_seed]
+    res = summarise(cells, "quick", [toy_task], ["adamw", "sgd"])
+    pair = res.pair(toy_task, "sgd")
+    assert not pair.complete and res.ratio_text(toy_task, "sgd") == "—"
+    assert res.ratios()[toy_task]["sgd"] is None
+    assert math.isinf(res.score_matrix()[0][1]) and sgd_seed in res.missing
+
+
+def test_error_cells_and_cells_of_another_definition_are_run_again(tmp_path, toy_task, monkeypatch):
+    import dataclasses
+
+    from geodyn.bench import tasks as bench_tasks
+
+    run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=["adamw"], report=False)
+    path = next((tmp_path / "cells").rglob("*.json"))
+    raw = json.loads(path.read_text())
+    raw["status"] = "error"
+    path.write_text(json.dumps(raw))
+    assert len(load_cells(tmp_path / "cells", "quick")) == len(lr_grid("quick")) + len(SEEDS["quick"]) - 1
+    # a changed target is another definition: none of the saved cells count any more
+    changed = dataclasses.replace(bench_tasks.TASKS[toy_task], quick_target=0.01)
+    monkeypatch.setitem(bench_tasks.TASKS, toy_task, changed)
+    assert load_cells(tmp_path / "cells", "quick") == {}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from geodyn.bench import OPTIMIZERS, TASKS, available
-from geodyn.bench.runner import parameter_count
+from geodyn.bench.runner import applies
 
 ADAM_LR = {"rosenbrock-2d": 1e-2, "rosenbrock-64d": 1e-2, "noisy-quadratic": 1e-2}
 
@@ -18,7 +18,8 @@ def test_loss_falls_under_adam(name):
     task = TASKS[name]
     problem = task.build(0)
     before = problem.evaluate()
-    assert not task.reached(before), f"{name}: the target {task.target} is met before training"
+    for size in ("quick", "full"):
+        assert not task.reached(before, size), f"{name}: the {size} target is met before training"
     opt = torch.optim.Adam(problem.params, lr=ADAM_LR.get(name, 3e-3))
     losses = []
     for t in range(1, 41):
@@ -33,12 +34,29 @@ def test_loss_falls_under_adam(name):
     assert (after < before) if task.goal == "min" else (after > before), (name, before, after)
 
 
-def test_seeds_change_the_start_but_not_the_data():
-    a, b = TASKS["mlp-digits"].build(1), TASKS["mlp-digits"].build(2)
-    assert not torch.equal(a.params[0], b.params[0])
-    c = TASKS["mlp-digits"].build(1)
+@pytest.mark.parametrize("name", ["logreg-digits", "mlp-digits", "multiplication", "char-transformer"])
+def test_seeds_change_the_start_but_not_the_data(name):
+    a, b = TASKS[name].build(1), TASKS[name].build(2)
+    assert any(not torch.equal(p, q) for p, q in zip(a.params, b.params, strict=True))
+    c = TASKS[name].build(1)
     assert all(torch.equal(p, q) for p, q in zip(a.params, c.params, strict=True))
     assert torch.equal(a.loss(1), c.loss(1))  # same seed: same minibatch order
+    with torch.no_grad():  # same parameters under two seeds: the same evaluation, so the held-out data are shared
+        for p, q in zip(a.params, b.params, strict=True):
+            q.copy_(p)
+    assert a.evaluate() == b.evaluate()
+
+
+def test_muon_applies_only_where_there_are_hidden_matrices():
+    assert not applies("rosenbrock-64d", "muon") and not applies("logreg-digits", "muon")
+    assert not applies("cnn-digits", "muon")  # its hidden layers are convolutions; torch's Muon takes 2-D only
+    assert applies("mlp-digits", "muon") and applies("char-transformer", "muon")
+    problem = TASKS["char-transformer"].build(0)
+    opt = OPTIMIZERS["muon"].build(problem.params, problem.hidden, 1e-3)
+    muon_params = {id(p) for p in opt.optimizers[0].param_groups[0]["params"]}
+    embed, head = problem.module.embed.weight, problem.module.head.weight
+    assert id(embed) not in muon_params and id(head) not in muon_params  # embeddings and head go to AdamW
+    assert muon_params == {id(h) for h in problem.hidden} and len(muon_params) == 8
 
 
 def test_targets_and_budgets_are_declared_for_both_sizes():
@@ -51,11 +69,11 @@ def test_targets_and_budgets_are_declared_for_both_sizes():
 def test_every_optimizer_builds_on_every_task_it_fits():
     for name in available():
         spec = OPTIMIZERS[name]
-        for task_name in ("rosenbrock-2d", "cnn-digits"):
-            if not spec.fits(parameter_count(task_name)):
+        for task_name in ("rosenbrock-2d", "cnn-digits", "mlp-digits"):
+            if not applies(task_name, name):
                 continue
             problem = TASKS[task_name].build(0)
-            opt = spec.make(problem.params, 1e-3)
+            opt = spec.build(problem.params, problem.hidden, 1e-3)
             before = [p.detach().clone() for p in problem.params]
             for t in (1, 2):  # SOAP spends its first step on setting up the preconditioner
                 opt.zero_grad()

@@ -88,3 +88,14 @@ def test_performance_ratios_refuse_bad_scores():
         performance_ratios(np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="positive"):
         performance_ratios(np.array([[0.0, 1.0]]))
+
+
+def test_not_applicable_pairs_leave_the_profile_denominator():
+    # optimizer 2 applies only to task 1 (NaN elsewhere): its share counts that one task
+    scores = np.array([[10.0, 20.0, 10.0], [30.0, 15.0, np.nan], [20.0, INF, np.nan]])
+    r = performance_ratios(scores)
+    assert np.isnan(r[1, 2]) and np.isnan(r[2, 2]) and r[2, 1] == INF
+    rho = performance_profile(scores, np.array([1.0, 2.0, 1e9]))
+    np.testing.assert_allclose(rho[:, 2], [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(rho[:, 0], [2 / 3, 1.0, 1.0])
+    np.testing.assert_allclose(rho[:, 1], [1 / 3, 2 / 3, 2 / 3])

@@ -7,6 +7,8 @@ target is reached, the run diverges or the step budget is spent, and returns its
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 import traceback
@@ -50,6 +52,7 @@ class CellResult:
     time_to_target: float = math.inf
     error: str = ""
     wall: float = 0.0
+    fingerprint: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -77,6 +80,18 @@ class CellResult:
         return min(finite) if TASKS[self.cell.task].goal == "min" else max(finite)
 
 
+def fingerprint(task: str, optimizer: str, size: str) -> str:
+    """A hash of what a cell's result depends on besides its key: the task's definition at this size and the
+    optimizer's. A saved cell whose fingerprint differs was made under another definition and is run again."""
+    from geodyn.bench.optimizers import OPTIMIZERS
+    from geodyn.bench.tasks import TASKS
+
+    t, o = TASKS[task], OPTIMIZERS[optimizer]
+    fields = [t.description, t.metric, t.goal, t.target_for(size), t.steps[size], t.eval_every[size]]
+    fields += [o.description, o.family, DIVERGENCE_FACTOR]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
 def _switch(opt: torch.optim.Optimizer, mode: str) -> None:
     # Schedule-free optimizers evaluate at a different point than they train at and expose train()/eval().
     fn = getattr(opt, mode, None)
@@ -94,10 +109,11 @@ def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
     if threads:
         torch.set_num_threads(threads)
     task, spec = TASKS[cell.task], OPTIMIZERS[cell.optimizer]
-    result = CellResult(cell, status="budget")
+    result = CellResult(cell, status="budget", fingerprint=fingerprint(cell.task, cell.optimizer, cell.size))
     try:
         problem = task.build(cell.seed)
-        opt = spec.make(problem.params, cell.lr)
+        opt = spec.build(problem.params, problem.hidden, cell.lr)
+        _switch(opt, "train")
         budget, every = task.steps[cell.size], task.eval_every[cell.size]
         initial = problem.evaluate()
         result.steps.append(0)
@@ -123,7 +139,7 @@ def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
             result.steps.append(t)
             result.seconds.append(elapsed)
             result.values.append(value if math.isfinite(value) else None)
-            if task.reached(value):
+            if task.reached(value, cell.size):
                 result.status = "reached"
                 result.steps_to_target, result.time_to_target = float(t), elapsed
                 break

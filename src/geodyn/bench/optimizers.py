@@ -24,8 +24,10 @@ __all__ = ["OptimizerSpec", "OPTIMIZERS", "optimizer_names", "available", "Combi
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """``make(params, lr)`` builds the optimizer. ``family`` is "peer" or "geodyn"; ``max_params`` excludes tasks
-    too large for the method (full-covariance κ is N×N); ``needs`` is the module it imports (None: always there)."""
+    """``make(params, lr)`` builds the optimizer; an optimizer that treats hidden matrices apart (Muon) has
+    ``split(hidden, others, lr)`` instead and applies only to tasks with hidden matrices. ``family`` is "peer" or
+    "geodyn"; ``max_params`` excludes tasks too large for the method (full-covariance κ is N×N); ``needs`` is the
+    module it imports (None: always there)."""
 
     name: str
     make: Callable[[list[Tensor], float], torch.optim.Optimizer]
@@ -33,6 +35,7 @@ class OptimizerSpec:
     description: str
     max_params: int | None = None
     needs: str | None = None
+    split: Callable[[list[Tensor], list[Tensor], float], torch.optim.Optimizer] | None = None
 
     def available(self) -> bool:
         if self.needs is None:
@@ -41,8 +44,16 @@ class OptimizerSpec:
             return hasattr(torch.optim, "Muon")
         return importlib.util.find_spec(self.needs) is not None
 
-    def fits(self, n_params: int) -> bool:
+    def fits(self, n_params: int, n_hidden: int = 0) -> bool:
+        if self.split is not None and n_hidden == 0:
+            return False
         return self.max_params is None or n_params <= self.max_params
+
+    def build(self, params: list[Tensor], hidden: list[Tensor], lr: float) -> torch.optim.Optimizer:
+        if self.split is None:
+            return self.make(params, lr)
+        ids = {id(h) for h in hidden}
+        return self.split(hidden, [p for p in params if id(p) not in ids], lr)
 
 
 class CombinedOptimizer(torch.optim.Optimizer):
@@ -77,16 +88,12 @@ class CombinedOptimizer(torch.optim.Optimizer):
             opt.load_state_dict(sd)
 
 
-def _muon(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
-    # adjust_lr_fn="match_rms_adamw" scales Muon's update to AdamW's RMS, so one learning-rate grid serves both.
-    matrices = [p for p in params if p.ndim == 2]
-    others = [p for p in params if p.ndim != 2]
-    parts: list[torch.optim.Optimizer] = []
-    if matrices:
-        parts.append(torch.optim.Muon(matrices, lr=lr, weight_decay=0.01, adjust_lr_fn="match_rms_adamw"))
-    if others:
-        parts.append(torch.optim.AdamW(others, lr=lr))
-    return parts[0] if len(parts) == 1 else CombinedOptimizer(parts)
+def _muon(hidden: list[Tensor], others: list[Tensor], lr: float) -> torch.optim.Optimizer:
+    # Muon orthogonalises the hidden matrices; input layers, embeddings, heads, biases and norms go to AdamW, as
+    # Muon's authors advise. adjust_lr_fn="match_rms_adamw" scales Muon's update to AdamW's RMS, so one
+    # learning-rate grid serves both parts. Weight decay 0.01 on both, as AdamW's default.
+    muon = torch.optim.Muon(hidden, lr=lr, weight_decay=0.01, adjust_lr_fn="match_rms_adamw")
+    return CombinedOptimizer([muon, torch.optim.AdamW(others, lr=lr)]) if others else muon
 
 
 def _adabelief(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
@@ -117,9 +124,9 @@ _SPECS = [
     OptimizerSpec("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr), "peer",
                   "torch.optim.AdamW, weight decay 0.01 (the anchor of the ratios)"),
     OptimizerSpec("rmsprop", lambda p, lr: torch.optim.RMSprop(p, lr=lr), "peer", "torch.optim.RMSprop"),
-    OptimizerSpec("muon", _muon, "peer",
-                  "torch.optim.Muon on matrices (RMS matched to AdamW), AdamW on the other parameters",
-                  needs="torch.optim.Muon"),
+    OptimizerSpec("muon", lambda p, lr: None, "peer",
+                  "torch.optim.Muon on the hidden matrices (RMS matched to AdamW, weight decay 0.01), AdamW on the "
+                  "rest; only for tasks with hidden 2-D layers", needs="torch.optim.Muon", split=_muon),
     OptimizerSpec("adabelief", _adabelief, "peer", "adabelief-pytorch 0.2 defaults", needs="adabelief_pytorch"),
     OptimizerSpec("soap", _soap, "peer", "pytorch-optimizer SOAP defaults", needs="pytorch_optimizer"),
     OptimizerSpec("schedule-free-adamw", _schedule_free, "peer", "pytorch-optimizer ScheduleFreeAdamW",

@@ -15,7 +15,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from geodyn.bench.cell import Cell, CellResult  # noqa: E402
 from geodyn.bench.protocol import TUNING_SEED, lr_grid  # noqa: E402
-from geodyn.bench.scoring import performance_profile  # noqa: E402
+from geodyn.bench.scoring import performance_profile, performance_ratios  # noqa: E402
 from geodyn.bench.tasks import TASKS  # noqa: E402
 
 if TYPE_CHECKING:
@@ -65,12 +65,13 @@ def curves_figure(results: BenchResults, cells: dict[str, CellResult]) -> plt.Fi
                     continue
                 v = np.array([np.nan if x is None else x for x in r.values], dtype=float)
                 ax.plot(r.steps, v, alpha=0.8, label=opt if k == 0 else None, **style[opt])
-        ax.axhline(spec.target, color="k", linewidth=0.8, linestyle=":")
+        target = spec.target_for(results.size)
+        ax.axhline(target, color="k", linewidth=0.8, linestyle=":")
         if spec.goal == "min":
             ax.set_yscale("log")
         else:
-            ax.set_ylim(max(0.0, spec.target - 0.3), 1.0)
-        ax.set_title(f"{task} (target {spec.target:g})", fontsize=9)
+            ax.set_ylim(max(0.0, target - 0.3), 1.0)
+        ax.set_title(f"{task} (target {target:g})", fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel(spec.metric)
     handles, labels = [], []
@@ -109,20 +110,18 @@ def tuning_figure(results: BenchResults, cells: dict[str, CellResult]) -> plt.Fi
 
 
 def profile_figure(results: BenchResults) -> plt.Figure:
-    """Dolan–Moré performance profiles of steps and of wall time to target across the tasks."""
+    """Dolan–Moré performance profiles of steps and of wall time to target across the tasks (each optimizer's share
+    is of the tasks it applies to)."""
     style = _style(results.optimizers)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, score, label in zip(axes, ("steps", "time"), ("steps to target", "wall time to target"), strict=True):
         scores = np.array(results.score_matrix(score), dtype=float)
-        finite = scores[np.isfinite(scores)]
+        ratios = performance_ratios(scores)
+        finite = ratios[np.isfinite(ratios)]
         if finite.size == 0:
             ax.text(0.5, 0.5, "no optimizer reached any target", ha="center", transform=ax.transAxes)
             continue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            best = np.min(scores, axis=1, keepdims=True)
-            ratios = scores / best
-        top = np.nanmax(ratios[np.isfinite(ratios)]) if np.isfinite(ratios).any() else 1.0
-        taus = np.logspace(0.0, math.log10(max(top, 1.0) * 1.5), 200)
+        taus = np.logspace(0.0, math.log10(max(finite.max(), 1.0) * 1.5), 200)
         rho = performance_profile(scores, taus)
         for j, opt in enumerate(results.optimizers):
             ax.step(taus, rho[:, j], where="post", label=opt, **style[opt])

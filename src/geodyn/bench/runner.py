@@ -43,14 +43,24 @@ REFERENCE = "adamw"
 
 
 @cache
+def _shape(task: str) -> tuple[int, int]:
+    problem = TASKS[task].build(0)
+    return sum(p.numel() for p in problem.params), len(problem.hidden)
+
+
 def parameter_count(task: str) -> int:
-    return sum(p.numel() for p in TASKS[task].build(0).params)
+    return _shape(task)[0]
+
+
+def applies(task: str, optimizer: str) -> bool:
+    """Whether the optimizer applies to the task (size limits of full covariance; Muon needs hidden matrices)."""
+    return OPTIMIZERS[optimizer].fits(*_shape(task))
 
 
 def pairs_for(tasks: Iterable[str], optimizers: Iterable[str]) -> list[tuple[str, str]]:
-    """(task, optimizer) pairs to run: every combination where the optimizer fits the task's size."""
-    optimizers = list(optimizers)
-    return [(t, o) for t in tasks for o in optimizers if OPTIMIZERS[o].fits(parameter_count(t))]
+    """(task, optimizer) pairs to run: every combination where the optimizer applies to the task."""
+    optimizers = list(dict.fromkeys(optimizers))
+    return [(t, o) for t in dict.fromkeys(tasks) for o in optimizers if applies(t, o)]
 
 
 def _cell_path(root: Path, cell: Cell) -> Path:
@@ -65,8 +75,12 @@ def _save_cell(root: Path, result: CellResult) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a cell
 
 
-def load_cells(root: Path, size: str) -> dict[str, CellResult]:
-    """Finished cells of ``size`` under ``root`` by key; unreadable files (a crash mid-write) are ignored."""
+def load_cells(root: Path, size: str, current: bool = True) -> dict[str, CellResult]:
+    """Finished cells of ``size`` under ``root`` by key. Unreadable files (a crash mid-write) are ignored; with
+    ``current``, so are cells of tasks or optimizers that no longer exist, cells made under another definition of
+    their task or optimizer (fingerprint), and cells that ended in an error, so that a rerun tries them again."""
+    from geodyn.bench.cell import fingerprint
+
     out: dict[str, CellResult] = {}
     base = root / size
     if not base.exists():
@@ -76,7 +90,15 @@ def load_cells(root: Path, size: str) -> dict[str, CellResult]:
             result = CellResult.from_json(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError):
             continue
-        out[result.cell.key] = result
+        c = result.cell
+        if current and (
+            c.task not in TASKS
+            or c.optimizer not in OPTIMIZERS
+            or result.status == "error"
+            or result.fingerprint != fingerprint(c.task, c.optimizer, c.size)
+        ):
+            continue
+        out[c.key] = result
     return out
 
 
@@ -102,11 +124,13 @@ class PairSummary:
     seeds: list[dict[str, Any]]
     steps: Spread
     time: Spread
+    complete: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "optimizer": self.optimizer,
+            "complete": self.complete,
             "tuning": self.tuning,
             "best_lr": self.best_lr,
             "best_lr_on_grid_edge": self.on_edge,
@@ -142,7 +166,7 @@ class BenchResults:
             row: dict[str, float | None] = {}
             for opt in self.optimizers:
                 p = self.pair(task, opt)
-                if ref is None or p is None or not p.seeds:
+                if ref is None or p is None or not p.complete or not ref.complete:
                     row[opt] = None
                     continue
                 a, b = (p.steps, ref.steps) if score == "steps" else (p.time, ref.time)
@@ -158,7 +182,7 @@ class BenchResults:
         if p is None:
             return "n/a"
         ref = self.pair(task, self.reference) if self.reference else None
-        if not p.seeds or ref is None or not ref.seeds:
+        if not p.complete or ref is None or not ref.complete:
             return "—"
         a, b = (p.steps, ref.steps) if score == "steps" else (p.time, ref.time)
         if math.isinf(b.median):
@@ -166,20 +190,24 @@ class BenchResults:
         return "∞" if math.isinf(a.median) else f"{a.median / b.median:.2f}"
 
     def score_matrix(self, score: str = "steps") -> list[list[float]]:
-        """(tasks × optimizers) medians; ∞ where unreached or not run (for the performance profile)."""
+        """(tasks × optimizers) medians for the performance profile: ∞ where unreached or unfinished, NaN where the
+        optimizer does not apply to the task (left out of that optimizer's share)."""
         rows = []
         for task in self.tasks:
             row = []
             for opt in self.optimizers:
                 p = self.pair(task, opt)
-                s = (p.steps if score == "steps" else p.time).median if p and p.seeds else INF
-                row.append(s)
+                if p is None:
+                    row.append(math.nan)
+                elif not p.complete:
+                    row.append(INF)
+                else:
+                    row.append((p.steps if score == "steps" else p.time).median)
             rows.append(row)
         return rows
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per (task, optimizer): the table of the report and of ``geodyn reproduce --bench``."""
-        ratios = self.ratios()
         out = []
         for p in self.pairs:
             out.append(
@@ -192,7 +220,7 @@ class BenchResults:
                     "steps (max)": _finite(p.steps.high),
                     "seconds to target (median)": _finite(p.time.median),
                     "reached": f"{p.steps.reached}/{p.steps.runs}",
-                    f"steps ratio to {self.reference}": ratios.get(p.task, {}).get(p.optimizer),
+                    f"steps ratio to {self.reference}": self.ratio_text(p.task, p.optimizer),
                 }
             )
         return out
@@ -204,6 +232,7 @@ class BenchResults:
                 "geodyn_version": geodyn.__version__,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "size": self.size,
+                "environment": _environment(),
                 "protocol": {
                     "lr_grid": list(lr_grid(self.size)),
                     "tuning_seed": TUNING_SEED,
@@ -215,7 +244,7 @@ class BenchResults:
                         "description": TASKS[t].description,
                         "metric": TASKS[t].metric,
                         "goal": TASKS[t].goal,
-                        "target": TASKS[t].target,
+                        "target": TASKS[t].target_for(self.size),
                         "steps": TASKS[t].steps[self.size],
                         "eval_every": TASKS[t].eval_every[self.size],
                         "parameters": parameter_count(t),
@@ -235,6 +264,21 @@ class BenchResults:
                 "missing": self.missing,
             }
         )
+
+
+def _environment() -> dict[str, Any]:
+    """Versions of the compared libraries and the machine: wall times only mean something with them."""
+    import importlib.metadata
+
+    from geodyn.experiments.runner import environment
+
+    env = environment()
+    for package in ("pytorch-optimizer", "adabelief-pytorch", "scikit-learn"):
+        try:
+            env[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            env[package] = None
+    return env
 
 
 def _finite(x: float) -> float | None:
@@ -297,6 +341,7 @@ def summarise(cells: dict[str, CellResult], size: str, tasks: list[str], optimiz
                 seeds=seeds,
                 steps=spread([s["steps_to_target"] for s in seeds]) if complete else Spread(INF, INF, INF, 0, 0),
                 time=spread([s["time_to_target"] for s in seeds]) if complete else Spread(INF, INF, INF, 0, 0),
+                complete=complete,
             )
         )
     reference = REFERENCE if REFERENCE in optimizers else None
@@ -324,8 +369,8 @@ def run_bench(
     """
     from geodyn.bench.optimizers import available
 
-    tasks = list(tasks or TASKS)
-    optimizers = list(optimizers or available())
+    tasks = list(dict.fromkeys(tasks or TASKS))
+    optimizers = list(dict.fromkeys(optimizers or available()))
     grid, seeds = lr_grid(size), SEEDS[size]
     backend = backend or InlineBackend()
     out.mkdir(parents=True, exist_ok=True)
@@ -347,15 +392,21 @@ def run_bench(
         if c.task in tasks and c.optimizer in optimizers:
             on_cell(result, True)
 
+    scheduled = set(relevant)
+
     def seed_cells(task: str, opt: str) -> list[Cell]:
+        """The scoring cells of a pair once its tuning is complete, except those finished or already scheduled."""
         tune = [cells.get(Cell(task, opt, lr, TUNING_SEED, size).key) for lr in grid]
         if any(r is None for r in tune):
             return []
         lr = best_lr(tune)  # type: ignore[arg-type]
-        return [Cell(task, opt, lr, s, size) for s in seeds if Cell(task, opt, lr, s, size).key not in cells]
+        new = [Cell(task, opt, lr, s, size) for s in seeds]
+        new = [c for c in new if c.key not in cells and c.key not in scheduled]
+        scheduled.update(c.key for c in new)
+        return new
 
     for task, opt in pairs:
-        todo += [c for c in seed_cells(task, opt) if c.key not in relevant]
+        todo += seed_cells(task, opt)
     todo.reverse()  # pop() from the end keeps the planned order
 
     inflight: dict[Future, Cell] = {}
@@ -364,7 +415,14 @@ def run_bench(
         while todo or inflight:
             while todo and len(inflight) < max(1, backend.capacity):
                 cell = todo.pop()
-                inflight[backend.submit(run_cell, cell, threads)] = cell
+                try:
+                    inflight[backend.submit(run_cell, cell, threads)] = cell
+                except Exception as exc:  # the backend itself broke (e.g. a killed pool): stop, keep what finished
+                    on_lost(cell, exc)
+                    todo.clear()
+                    break
+            if not inflight:
+                break
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for future in finished:
                 cell = inflight.pop(future)
@@ -385,7 +443,9 @@ def run_bench(
 
     results = summarise(cells, size, tasks, optimizers)
     results.interrupted = interrupted
-    (out / "results.json").write_text(json.dumps(results.to_json(), indent=1))
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results.to_json(), indent=1))
+    os.replace(tmp, out / "results.json")  # atomic: a second Ctrl-C cannot leave half a file
     if report:
         from geodyn.bench.report import write_bench_report
 

@@ -71,7 +71,7 @@ class Spread:
 
 def spread(scores: Sequence[float]) -> Spread:
     """Median, min and max over seeds. With an even count the median is the mean of the middle two (∞ if either is
-    ∞), so a median is finite only when at least half of the seeds reached the target."""
+    ∞), so a median is finite only when more than half of the seeds reached the target (two of three)."""
     if not scores:
         return Spread(INF, INF, INF, 0, 0)
     ordered = sorted(float(s) for s in scores)
@@ -90,22 +90,28 @@ def ratio(score: float, reference: float) -> float:
 
 
 def performance_ratios(scores: np.ndarray) -> np.ndarray:
-    """r_{p,s} = t_{p,s} / min_s t_{p,s} for a (tasks × optimizers) array of scores (∞: unreached). A task that no
-    optimizer solved gives ∞ for all. Scores must be positive."""
+    """r_{p,s} = t_{p,s} / min_s t_{p,s} for a (tasks × optimizers) array of scores (∞: unreached; NaN: the
+    optimizer does not apply to the task, which stays NaN). A task that no optimizer solved gives ∞ for all that
+    apply. Scores must be positive."""
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 2:
         raise ValueError(f"scores must be a 2-D (tasks × optimizers) array, got shape {scores.shape}")
-    if np.any(scores <= 0):
+    if np.any(scores[~np.isnan(scores)] <= 0):
         raise ValueError("scores must be positive (steps or seconds to target)")
-    best = scores.min(axis=1, keepdims=True)
     with np.errstate(invalid="ignore"):
+        best = np.nanmin(np.where(np.isnan(scores), np.inf, scores), axis=1, keepdims=True)
         r = scores / best
-    r[~np.isfinite(best[:, 0])] = np.inf
+    unsolved = ~np.isfinite(best[:, 0])
+    r[unsolved] = np.where(np.isnan(scores[unsolved]), np.nan, np.inf)
     return r
 
 
 def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """ρ_s(τ) for each τ in ``taus``: an array (len(taus) × optimizers) of the share of tasks with r_{p,s} ≤ τ."""
+    """ρ_s(τ) for each τ in ``taus``: an array (len(taus) × optimizers) of the share of the tasks an optimizer
+    applies to with r_{p,s} ≤ τ (NaN for an optimizer that applies to none)."""
     r = performance_ratios(scores)
     taus = np.asarray(taus, dtype=float)
-    return (r[None, :, :] <= taus[:, None, None]).mean(axis=1)
+    applies = ~np.isnan(r)
+    hits = (r[None, :, :] <= taus[:, None, None]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hits / applies.sum(axis=0)[None, :]
