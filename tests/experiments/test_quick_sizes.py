@@ -23,9 +23,20 @@ def test_quick_size_runs(name):
         assert fig.axes
 
 
-def test_limits_and_fluctuation_experiments_reproduce_at_quick_size():
-    """These two are exact or Monte-Carlo identities: at quick size they must hold, not just run."""
-    for name in ("exact-limits", "fluctuation-exponent"):
-        exp = REGISTRY[name]
-        outcome = exp.run(exp.context("quick"))
-        assert outcome.verdict is Verdict.REPRODUCED, [c for c in outcome.checks if not c.passed]
+MUST_REPRODUCE = (
+    "exact-limits",
+    "fluctuation-exponent",
+    "schrodinger-from-learning",
+    "quantum-shift-symmetry",
+    "nelson-walkers",
+    "neural-potential",
+)
+
+
+@pytest.mark.parametrize("name", MUST_REPRODUCE)
+def test_identity_experiments_reproduce_at_quick_size(name):
+    """These are exact, round-off or Monte-Carlo identities with derived tolerances: at quick size they must hold,
+    not just run."""
+    exp = REGISTRY[name]
+    outcome = exp.run(exp.context("quick"))
+    assert outcome.verdict is Verdict.REPRODUCED, [c for c in outcome.checks if not c.passed]

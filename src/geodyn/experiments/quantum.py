@@ -2,11 +2,13 @@
 
 * ``schrodinger-from-learning`` — learning parameters (γ, β, H̄, κ(q), g = κ) → (ħ, m, V) by (3.6), (3.12)–(3.13);
   ψ evolved by (3.11) with the q-dependent metric; p, θ and Q over time; the ground state against its closed
-  form; ħ along learning-rate schedules (constant iff γ ∝ β).
+  form; ħ of the Hamiltonians built along learning-rate schedules γ ∝ β^a against ħ ∝ β^{(a−1)/2} (constant iff
+  a = 1).
 * ``quantum-shift-symmetry`` — (3.14) on a ring: quantised windings evolve identically through ψ and through the
   Madelung equations (3.7)–(3.9); a half-integer winding has no single-valued ψ.
 * ``nelson-walkers`` — stochastic learners whose density follows |ψ(t)|² ((3.7), (3.10), (3.11)).
-* ``neural-potential`` — (5.3)–(5.4) on a 2-D grid for g = κ^α, α = 0, ½, 1, including what holds at g = κ.
+* ``neural-potential`` — (5.3)–(5.4) on a 2-D grid for g = κ^α, α = 0, ½, 1: (5.4) against the closed form of
+  Δ√p/√p, and what holds at g = κ (the covariant divergence gives (3.9), the printed one differs by a √g term).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy.stats import wasserstein_distance
+from scipy.stats import norm, wasserstein_distance
 
 from geodyn.experiments.registry import Check, Context, Outcome, experiment
 from geodyn.metric import Power
@@ -35,7 +37,6 @@ from geodyn.quantum import (
     ground_state,
     metric_from_law,
     neural_potential,
-    planck_constant,
     quantum_potential,
     sample_density,
     wasserstein_floor,
@@ -158,14 +159,34 @@ def schrodinger_from_learning(ctx: Context) -> Outcome:
         data["ground_energy"] = [gs1.energy, gs2.energy]
         data["ground_l1"] = l1
 
-    # ħ along schedules γ = c β^a (3.12)
+    # ħ along schedules γ = γ₀ (β/β₀)^a (3.12), read off the Schrödinger problems that learning produces
     betas = np.logspace(-1, 1, 41)
-    sweeps = {a: np.array([planck_constant(gamma * (b / beta) ** a, b) for b in betas]) for a in (0.0, 0.5, 1.0, 2.0)}
-    spread = {a: float(h.max() / h.min() - 1.0) for a, h in sweeps.items()}
-    checks.append(Check("ħ along γ ∝ β: max/min − 1", spread[1.0], 4 * EPS, note="exactly constant"))
-    expected_2 = math.sqrt(betas[-1] / betas[0]) - 1.0  # ħ ∝ β^{(a−1)/2}
-    checks.append(Check("ħ along γ ∝ β²: max/min − 1 (ħ ∝ √β)", spread[2.0], 1e-12, expected=expected_2))
-    data["hbar_spread"] = {str(a): s for a, s in spread.items()}
+    sweep_grid = Grid((-box / 2, box / 2), 64)  # ħ does not depend on the grid; a small one keeps the sweep cheap
+    exponents = (0.0, 0.5, 1.0, 2.0)
+    sweeps = {
+        a: np.array(
+            [Madelung(gamma * (b / beta) ** a, b).hamiltonian(double_well, sweep_grid, metric).hbar for b in betas]
+        )
+        for a in exponents
+    }
+    # prediction from ħ² ∝ γ/β through the problem of the main run: ħ(β) = ħ(β₀)·(β/β₀)^{(a−1)/2}. Both sides and
+    # their ratio take ≤ 12 roundings of ≤ ε/2 each (β/β₀, γ, γ/β, √ on each side, the quotient) plus ≤ 1 ulp for each
+    # of the two powers (libm's pow is not correctly rounded): the ratio is 1 within 8ε.
+    deviation = {
+        a: float(np.max(np.abs(h / (ham.hbar * (betas / beta) ** ((a - 1.0) / 2.0)) - 1.0))) for a, h in sweeps.items()
+    }
+    for a in exponents:
+        note = "ħ constant" if a == 1.0 else f"ħ changes by {sweeps[a].max() / sweeps[a].min():.3g}× over the sweep"
+        checks.append(
+            Check(
+                f"ħ of the Hamiltonians along γ ∝ β^{a:g}: max |ħ / (ħ₀ (β/β₀)^{{(a−1)/2}}) − 1|",
+                deviation[a],
+                8 * EPS,
+                note=note,
+            )
+        )
+    data["hbar_deviation"] = {str(a): d for a, d in deviation.items()}
+    data["hbar_spread"] = {str(a): float(h.max() / h.min() - 1.0) for a, h in sweeps.items()}
 
     figs = {
         "fields": _fields_figure(grid, ham, x, ts, dens, thetas, qs),
@@ -236,7 +257,7 @@ def _hbar_figure(betas, sweeps, gamma, beta):
         ax.loglog(betas, h, label=f"γ ∝ β^{a:g}")
     ax.axvline(beta, color="grey", lw=0.5)
     ax.set_xlabel("β")
-    ax.set_ylabel("ħ = 2√(γ/β)")
+    ax.set_ylabel("ħ of the Hamiltonian (3.12)")
     ax.set_title(f"ħ along schedules through (β, γ) = ({beta:g}, {gamma:g})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -396,9 +417,11 @@ def nelson(ctx: Context) -> Outcome:
     n_control = 3  # the control (no osmotic velocity) needs only the first times to miss |ψ|² by far
     control = walkers.run(psi0, x0, ts[n_control - 1], ts[:n_control], seed=ctx.seed + 1, velocity="current")
     ctx.progress(0.85)
-    k_times, delta, z = len(ts), 1e-4, 4.4
+    k_times, delta = len(ts), 1e-4
+    # two-sided normal quantile for the 2K moment z-scores and the pooled W1 z-score at family level δ (4.50 at K = 7)
+    z = float(norm.isf(delta / (2 * (2 * k_times + 1))))
     n_eff = 1.0 / (1.0 / m_w + 1.0 / m_ref)
-    w1, means, bounds, w1_control, zs = [], [], [], [], []
+    w1, means, bounds, w1_control, zs, z_w1 = [], [], [], [], [], []
     sizes = [m_w // 16, m_w // 4, m_w]
     scaling = np.zeros((len(ts), len(sizes), 2))  # W1 of the first s walkers and its floor E W1(s)
     for k in range(len(ts)):
@@ -406,8 +429,9 @@ def nelson(ctx: Context) -> Outcome:
         mu = float(grid.integrate(x * dens).real)
         var = float(grid.integrate((x - mu) ** 2 * dens).real)
         ref = sample_density(dens, grid, m_ref, rng)
-        mean, _ = wasserstein_floor(dens, grid, m_w, m_ref)
+        mean, sd = wasserstein_floor(dens, grid, m_w, m_ref)
         w1.append(wasserstein_distance(run.x[k], ref))
+        z_w1.append((w1[-1] - mean) / sd)
         if k < n_control:
             w1_control.append(wasserstein_distance(control.x[k], ref))
         means.append(mean)
@@ -425,6 +449,13 @@ def nelson(ctx: Context) -> Outcome:
             note=f"W1 / E W1 = {np.round(np.array(w1) / means, 2)}",
         ),
         Check("max |z| of the walkers' mean and variance against |ψ(t)|²", max(zs), z),
+        # the W1 at different times share the walkers: sd of the mean z-score ≤ 1 for any correlation
+        Check(
+            "mean over t of the W1 z-score (W1 − E W1)/sd against the sampling floor",
+            abs(float(np.mean(z_w1))),
+            z,
+            note=f"z = {np.round(np.array(z_w1), 2)}",
+        ),
         Check(
             "control without the osmotic velocity: bound / W1 (walkers must miss |ψ|²)",
             min(b / c for b, c in zip(bounds[1:], w1_control[1:])),
@@ -435,7 +466,7 @@ def nelson(ctx: Context) -> Outcome:
     edges = np.linspace(-4, 4, 81)
     for k in (0, 2, 4, 6):
         c = f"C{k // 2}"
-        axes[0].hist(run.x[k], bins=edges, density=True, histtype="step", color=c, label=f"t = {ts[k]:.2f}")
+        axes[0].hist(run.x[k], bins=edges, density=True, histtype="step", color=c, label=f"t = {run.times[k]:.3f}")
         axes[0].plot(x, np.abs(run.psi[k]) ** 2, color=c, lw=0.8)
     axes[0].set_xlim(-4, 4)
     axes[0].set_title("walker histograms and |ψ(t)|²", fontsize=9)
@@ -458,8 +489,9 @@ def nelson(ctx: Context) -> Outcome:
         checks=checks,
         figures={"walkers": fig},
         data={
-            "times": ts,
+            "times": run.times.tolist(),
             "w1": w1,
+            "w1_z": z_w1,
             "w1_floor": means,
             "bound": bounds,
             "w1_control": w1_control,
@@ -483,8 +515,9 @@ def _kappa_2d(x, y):
 @experiment(
     "neural-potential",
     equations=("5.3", "5.4", "3.9"),
-    statement="The neural potential Q_κ of (5.3) reduces to the flat −(2γ²/β)Δ√p/√p at g = κ^{1/2} (5.4), and to "
-    "the quantum potential (3.9) at g = κ.",
+    statement="The neural potential Q_κ of (5.3) reduces to the flat −(2γ²/β)Δ√p/√p at g = κ^{1/2} (5.4). At g = κ "
+    "it equals the quantum potential (3.9) with a covariant divergence; with the plain ∂_μ as printed it differs from "
+    "(3.9) by (2γ²/β)(1/√p)g^{μν}∂_μlog√g ∂_ν√p, which vanishes only for constant det κ.",
     section="Sec. 5 Neural physics",
     quick={"grid": 128},  # 1/κ has poles 1.2 from the real axis: k_max = π/h ≳ 25 resolves it to round-off
     full={"grid": 256},
@@ -495,7 +528,10 @@ def neural(ctx: Context) -> Outcome:
     c = 2 * gamma**2 / beta
     grid = Grid(((-8.0, 8.0), (-8.0, 8.0)), (n, n))
     x, y = grid.coords
-    p = np.exp(-x * x - y * y) * (1.5 + np.sin(x + y)) ** 2
+    # √p = e^{−r²/2}(1.5 + sin s), s = x + y, entire; Δ√p/√p = r² − 2 − 2s cos s/S − 2 sin s/S, S = 1.5 + sin s
+    big_s = 1.5 + np.sin(x + y)
+    p = np.exp(-x * x - y * y) * big_s**2
+    closed = -c * (x * x + y * y - 2 - 2 * (x + y) * np.cos(x + y) / big_s - 2 * np.sin(x + y) / big_s)
     floor = 1e-8
     flat = quantum_potential(p, grid, gamma, beta, scheme="spectral", floor=floor)
     q_alpha = {
@@ -509,7 +545,10 @@ def neural(ctx: Context) -> Outcome:
     ctx.progress(0.5)
     scale = float(np.nanmax(np.abs(flat)))
     kmax2 = sum((math.pi / h) ** 2 for h in grid.spacing)
-    roundoff = c * EPS * kmax2 / math.sqrt(floor) * 10
+    # round-off of −c Δ√p/√p where p ≥ floor·max p: a rounding ε of the spectrum times k² ≤ Σk_max² is ε·max√p·Σk_max²
+    # in Δ√p, divided by √p ≥ √floor·max√p; the four FFTs of a spectral Laplacian (rms error ∝ ε√log₂N each) add up
+    # to √(4 log₂N) such units (a rounding of the coefficient g⁻¹κg⁻¹ enters the same way)
+    roundoff = c * EPS * kmax2 / math.sqrt(floor) * math.sqrt(4 * math.log2(grid.size))
     g = TensorField(grid, _kappa_2d)
     r = np.sqrt(p)
     dlog, dr, ginv = spectral_gradient(np.log(g.sqrt_det()), grid), spectral_gradient(r, grid), g.inverse_components()
@@ -517,17 +556,21 @@ def neural(ctx: Context) -> Outcome:
         predicted = c / r * sum(ginv[m] * dlog[m] * dr[m] for m in range(2))
     ok = ~np.isnan(q39)
     gap = q_alpha[1.0] - q39
-    # round-off of −c Δ√p/√p where p ≥ floor·max p: FFT derivatives carry ~ε·max√p·k_max² absolute, divided by
-    # √p ≥ √floor·max√p (a rounding of the coefficient g⁻¹κg⁻¹ enters the same way)
+    half_ok = ~np.isnan(q_alpha[0.5])
     checks = [
-        Check("(5.4): max |Q_κ(g = κ^½) − flat form|", float(np.nanmax(np.abs(q_alpha[0.5] - flat))), roundoff),
+        Check(
+            "(5.4): max |Q_κ(g = κ^½) + (2γ²/β)Δ√p/√p| against the closed form",
+            float(np.max(np.abs(q_alpha[0.5] - closed)[half_ok])),
+            roundoff,
+            note=f"{int(half_ok.sum())} nodes with p > {floor:g} max p",
+        ),
         Check(
             "(5.3) with covariant divergence at g = κ vs (3.9): max |Δ|", float(np.nanmax(np.abs(cov - q39))), roundoff
         ),
         Check(
             "(5.3) as printed at g = κ minus (3.9) vs (2γ²/β)(1/√p) g^{μν}∂_μ log√g ∂_ν√p: max |Δ|",
             float(np.max(np.abs(gap - predicted)[ok])),
-            roundoff,
+            3 * roundoff,  # three independently rounded spectral quantities, each within the round-off bound
             note=f"the discrepancy itself is {float(np.max(np.abs(gap[ok]))) / scale:.2f} of max |Q|",
         ),
     ]
@@ -553,7 +596,8 @@ def neural(ctx: Context) -> Outcome:
         checks=checks,
         figures={"neural-potential": fig},
         data={"relative_gap_at_g_kappa": float(np.max(np.abs(gap[ok]))) / scale},
-        summary="(5.4) holds to round-off; (5.3) equals (3.9) at g = κ only with a covariant divergence — as printed "
+        summary="(5.4) holds to round-off against the closed form; (5.3) equals (3.9) at g = κ only with a covariant "
+        "divergence — as printed "
         f"(plain ∂_μ) it differs by the √g-gradient term, {float(np.max(np.abs(gap[ok]))) / scale:.2f} of max |Q| "
         "here.",
     )

@@ -16,6 +16,7 @@ from geodyn.quantum.grid import Grid, TensorField, laplace_beltrami, metric_from
 from geodyn.quantum.madelung import (
     Madelung,
     MadelungFields,
+    VariantBWarning,
     effective_potential,
     from_learning,
     mass,
@@ -43,6 +44,7 @@ __all__ = [
     "metric_from_law",
     "Madelung",
     "MadelungFields",
+    "VariantBWarning",
     "planck_constant",
     "mass",
     "effective_potential",

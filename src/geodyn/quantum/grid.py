@@ -12,9 +12,9 @@ Grid: nodes x_j = a + j h, j = 0 … n − 1, h = (b − a)/n, periodic (x_n ≡
 Tensor fields (metric g_{μν}(q), noise covariance κ_{μν}(q)) are given as
 
 * ``None`` — the identity; a number c — c·I (constant);
-* a callable of the node coordinates ``f(*coords)`` (numpy or torch operations) returning, in 1-D, an array of the
-  grid shape; in N-D a sequence of N arrays (the diagonal g_{μμ}) or an array of shape (N, *shape) (diagonal) or
-  (N, N, *shape) (full);
+* a callable of the node coordinates ``f(*coords)`` (numpy or torch operations) returning one array of the grid
+  shape, c(q)·I (the field itself in 1-D, conformally flat in N-D); in N-D also a sequence of N arrays (the diagonal
+  g_{μμ}) or an array of shape (N, *shape) (diagonal) or (N, N, *shape) (full);
 * such arrays directly.
 
 A callable is also evaluated at the faces (exact face coefficients for the conservative second-order stencil);

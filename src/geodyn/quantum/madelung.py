@@ -18,7 +18,8 @@ What the code establishes about these conventions (tests in ``tests/quantum``):
   (continuity) and ħ²/(2m) = 2γ²/β (quantum potential), whose only solution is variant A. Variant B satisfies
   the last relation (ħ²/(2m) = 2γ²/β, so its Bohm potential equals (3.9)) and ħ² ∝ γ/β, but has 1/m = 2γ: its ψ
   obeys (3.11) only if the kinetic and continuity terms of (3.7)–(3.8) carry 2γ instead of γ. Both variants have
-  ħ² ∝ γ/β, so ħ is constant iff γ ∝ β.
+  ħ² ∝ γ/β, so ħ is constant iff γ ∝ β. The dynamics here ((3.7)–(3.9) with γ) is variant A's; using variant B for
+  dynamics emits a :class:`VariantBWarning`.
 * **(5.3) vs (3.9).** (5.3) is written with a plain divergence ∂_μ. Then (5.4) holds exactly (g = κ^{1/2} gives the
   flat Laplacian), but at g = κ (5.3) equals (3.9) only when √g is constant: the two differ by
   (2γ²/β)(1/√p) g^{μν}∂_μ(log √g)∂_ν√p. With the covariant divergence (1/√g)∂_μ(√g ·) it is the other way round.
@@ -33,6 +34,7 @@ are not, NaN shows where the potential is undefined. The phase θ = −ħ arg ψ
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +55,27 @@ __all__ = [
     "from_learning",
     "Madelung",
     "MadelungFields",
+    "VariantBWarning",
 ]
 
 VARIANTS = ("A", "B")
+
+#: RK4's stability limit on the imaginary axis is |λ dt| ≤ 2√2 ≈ 2.83; the guard of :meth:`Madelung.evolve_fields`.
+RK4_LIMIT = 2.8
+
+
+class VariantBWarning(UserWarning):
+    """Variant B of (3.12)–(3.13) used for dynamics: its ψ obeys (3.11) only if (3.7)–(3.8) carry 2γ instead of γ,
+    while the Madelung equations of this module use the paper's γ, so the two routes describe different flows."""
+
+
+def _warn_variant_b(where: str) -> None:
+    warnings.warn(
+        f"{where} with variant B (ħ = √(2γ/β), m = 1/(2γ)): its (3.11) is equivalent to (3.7)–(3.9) only with 2γ in "
+        "the kinetic and continuity terms, while the Madelung equations here use γ; use variant A for dynamics",
+        VariantBWarning,
+        stacklevel=3,
+    )
 
 
 def _variant(variant: str) -> str:
@@ -138,12 +158,67 @@ def neural_potential(
 # ---------------------------------------------------------------------------------------------------------------
 # the effective potential (3.6)
 # ---------------------------------------------------------------------------------------------------------------
-def _diag_components(value: Any, ndim: int) -> list:
+def _torch_diagonal(value: Any, ndim: int, shape: tuple[int, ...]) -> list:
+    """The diagonal components g_{μμ} (torch tensors of the grid shape) of a metric evaluated on torch coordinates,
+    read as :func:`geodyn.quantum.grid._as_components` reads arrays: a sequence of N components; a number or one
+    array of the grid shape is c(q)·I (the metric itself in 1-D, conformally flat in N-D); shape (N,) is a constant
+    diagonal and (N, *shape) a diagonal field. Full tensors are rejected."""
     if isinstance(value, (list, tuple)):
-        return list(value)
-    if ndim == 1:
-        return [value]
-    return [value[mu] for mu in range(ndim)]
+        if len(value) != ndim:
+            raise ValueError(f"a diagonal metric on a {ndim}-D grid needs {ndim} components, got {len(value)}")
+        return [torch.as_tensor(v, dtype=torch.float64).expand(shape) for v in value]
+    t = torch.as_tensor(value, dtype=torch.float64)
+    if t.ndim == 0 or tuple(t.shape) == shape:
+        return [t.expand(shape)] * ndim
+    if tuple(t.shape) == (ndim,):
+        return [t[mu].expand(shape) for mu in range(ndim)]
+    if tuple(t.shape) == (ndim, *shape):
+        return [t[mu] for mu in range(ndim)]
+    if tuple(t.shape) in ((ndim, ndim), (ndim, ndim, *shape)):
+        raise ValueError("effective_potential needs a diagonal metric, got a full tensor")
+    raise ValueError(f"a metric on a grid of shape {shape} cannot have shape {tuple(t.shape)}")
+
+
+def _not_torch(exc: BaseException) -> bool:
+    """Whether an exception raised by a user's H̄ or g on torch coordinates means "written with numpy": numpy
+    functions reject tensors that require grad with a TypeError or with torch's "Can't call numpy()" RuntimeError."""
+    return isinstance(exc, TypeError) or (isinstance(exc, RuntimeError) and "numpy" in str(exc))
+
+
+def _autograd_potential(loss: Callable[..., Any], grid: Grid, gamma: float, beta: float, metric: Any) -> np.ndarray:
+    ndim, shape = grid.ndim, grid.shape
+    xs = [torch.tensor(c, dtype=torch.float64, requires_grad=True) for c in grid.coords]
+    try:
+        h = loss(*xs)
+        g_value = None if metric is None or np.isscalar(metric) else metric(*xs)
+    except (TypeError, RuntimeError) as exc:
+        if not _not_torch(exc):
+            raise
+        raise TypeError(
+            'effective_potential(derivatives="autograd") needs H̄ and g written with torch operations; '
+            'pass derivatives="fd2" for numpy callables or grid values'
+        ) from exc
+    if isinstance(h, np.ndarray) or not (isinstance(h, torch.Tensor) or np.isscalar(h)):
+        raise TypeError(f"H̄ must return a torch tensor (or a constant) on torch coordinates, got {type(h).__name__}")
+    h = torch.as_tensor(h, dtype=torch.float64)
+    if g_value is None:
+        comps = [torch.full(shape, 1.0 if metric is None else float(metric), dtype=torch.float64)] * ndim
+    else:
+        comps = _torch_diagonal(g_value, ndim, shape)
+    # H̄ need not depend on every coordinate (unused: ∂_μH̄ = 0), nor at all (a constant loss)
+    grads = torch.autograd.grad(h.sum(), xs, create_graph=True, allow_unused=True) if h.requires_grad else [None] * ndim
+    dh = [torch.zeros(shape, dtype=torch.float64) if d is None else d.expand(shape) for d in grads]
+    sqrt_g = torch.stack(comps).prod(0).sqrt()
+    kinetic = sum(dh[mu] ** 2 / comps[mu] for mu in range(ndim))
+    div = torch.zeros(shape, dtype=torch.float64)
+    for mu in range(ndim):
+        flux = sqrt_g * dh[mu] / comps[mu]
+        if flux.requires_grad:  # otherwise the flux is constant (linear H̄, constant g): no divergence
+            (d,) = torch.autograd.grad(flux.sum(), xs[mu], retain_graph=True, allow_unused=True)
+            if d is not None:
+                div = div + d
+    v = 0.5 * gamma * kinetic - (gamma / beta) * div / sqrt_g
+    return v.detach().numpy()
 
 
 def effective_potential(
@@ -158,39 +233,19 @@ def effective_potential(
 
     Args:
         loss: H̄ as a callable of the coordinates ``H(x)`` / ``H(x, y)``, or its values on the grid.
-        metric: None (flat), a number, or a callable of the coordinates (diagonal components), as in
-            :mod:`geodyn.quantum.grid`; with ``derivatives="autograd"`` it must accept torch tensors.
+        metric: None (flat), a number, or a callable of the coordinates, as in :mod:`geodyn.quantum.grid` (in N-D
+            one array of the grid shape is the conformal metric c(q)·I, a sequence of N arrays the diagonal);
+            with ``derivatives="autograd"`` it must accept torch tensors.
         derivatives: ``"autograd"`` — H̄ and g are evaluated on torch float64 tensors and differentiated exactly
-            (they must be written with torch operations); ``"fd2"`` — second-order differences of grid values
-            (``np.gradient``, one-sided at the box edges since H̄ need not be periodic).
+            (they must be written with torch operations; H̄ may ignore some coordinates or be linear or constant);
+            ``"fd2"`` — second-order differences of grid values (``np.gradient``, one-sided at the box edges since
+            H̄ need not be periodic).
     """
     ndim = grid.ndim
     if derivatives == "autograd":
         if not callable(loss) or not (metric is None or np.isscalar(metric) or callable(metric)):
             raise ValueError('derivatives="autograd" needs H̄ and the metric as callables (or a constant metric)')
-        xs = [torch.tensor(c, dtype=torch.float64, requires_grad=True) for c in grid.coords]
-        try:
-            h = loss(*xs)
-            dh = torch.autograd.grad(h.sum(), xs, create_graph=True)
-            if metric is None or np.isscalar(metric):
-                comps = [torch.full_like(xs[0], 1.0 if metric is None else float(metric))] * ndim
-            else:
-                comps = [torch.as_tensor(c, dtype=torch.float64) for c in _diag_components(metric(*xs), ndim)]
-                comps = [c.expand_as(xs[0]) for c in comps]
-        except (TypeError, AttributeError, RuntimeError) as exc:
-            raise TypeError(
-                'effective_potential(derivatives="autograd") needs H̄ and g written with torch operations; '
-                'pass derivatives="fd2" for numpy callables or grid values'
-            ) from exc
-        sqrt_g = torch.stack(comps).prod(0).sqrt()
-        kinetic = sum(dh[mu] ** 2 / comps[mu] for mu in range(ndim))
-        div = 0.0
-        for mu in range(ndim):
-            flux = sqrt_g * dh[mu] / comps[mu]
-            (d,) = torch.autograd.grad(flux.sum(), xs[mu], retain_graph=True, allow_unused=True)
-            div = div + (torch.zeros_like(flux) if d is None else d)
-        v = 0.5 * gamma * kinetic - (gamma / beta) * div / sqrt_g
-        return v.detach().numpy()
+        return _autograd_potential(loss, grid, gamma, beta, metric)
     if derivatives == "fd2":
         h = grid.evaluate(loss)
         g = as_field(grid, metric)
@@ -217,7 +272,9 @@ def from_learning(
 ) -> Hamiltonian:
     """Learning parameters (γ, β, H̄, g) → the Schrödinger problem (ħ, m, V, g) of (3.11): ħ from (3.12), m from
     (3.13), V from (3.6). The returned :class:`~geodyn.quantum.Hamiltonian` carries ``hbar``, ``mass``,
-    ``potential`` and ``metric``."""
+    ``potential`` and ``metric``. Variant B emits a :class:`VariantBWarning` (its dynamics is not (3.7)–(3.9))."""
+    if _variant(variant) == "B":
+        _warn_variant_b("from_learning")
     v = effective_potential(loss, grid, gamma, beta, metric, derivatives)
     return Hamiltonian(grid, planck_constant(gamma, beta, variant), mass(gamma, variant), v, metric)
 
@@ -241,7 +298,9 @@ class Madelung:
     Args:
         gamma: learning rate γ.
         beta: Lagrange multiplier β of the stationary-entropy-production principle.
-        variant: "A" (default) or "B" for ħ and m, see :func:`planck_constant`, :func:`mass`.
+        variant: "A" (default) or "B" for ħ and m, see :func:`planck_constant`, :func:`mass`. The dynamics
+            (:meth:`hamiltonian`, :meth:`rhs`, :meth:`evolve_fields`, :meth:`current_velocity`) warns with
+            :class:`VariantBWarning` for variant B: its ψ and the Madelung equations (3.7)–(3.9) evolve differently.
 
     Attributes ``hbar`` (3.12) and ``mass`` (3.13).
     """
@@ -331,7 +390,10 @@ class Madelung:
         return from_learning(self.gamma, self.beta, loss, grid, metric, self.variant, derivatives)
 
     def current_velocity(self, theta_gradient: list[np.ndarray], metric: TensorField) -> list[np.ndarray]:
-        """v^μ = −γ g^{μν}∂_νθ, so that (3.7) reads ∂_t p = −∇_μ(p v^μ) (diagonal metric)."""
+        """v^μ = −γ g^{μν}∂_νθ, so that (3.7) reads ∂_t p = −∇_μ(p v^μ) (diagonal metric). For variant A this is the
+        velocity (ħ/m) g⁻¹∂ Im log ψ of ψ's probability current."""
+        if self.variant == "B":
+            _warn_variant_b("Madelung.current_velocity")
         ginv = metric.inverse_components()
         return [-self.gamma * ginv[mu] * theta_gradient[mu] for mu in range(len(theta_gradient))]
 
@@ -345,6 +407,13 @@ class Madelung:
         The winding part of θ is linear in q and constant in time (∂_t of the circulation vanishes), so ∂_t θ is
         also ∂_t θ̃.
         """
+        if self.variant == "B":
+            _warn_variant_b("Madelung.rhs")
+        return self._rhs(fields, grid, potential, metric, floor)
+
+    def _rhs(
+        self, fields: MadelungFields, grid: Grid, potential: Any, metric: Any, floor: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         g = as_field(grid, metric)
         if not g.diagonal:
             raise ValueError("rhs needs a diagonal metric")
@@ -376,10 +445,22 @@ class Madelung:
         route to the dynamics that (3.11) describes through ψ, valid while p > 0 everywhere and for every winding
         (single-valued ψ or not). Returns the fields at ``ts`` (default: t1).
 
-        RK4 is stable for dt·(ħ/2m)k_max² ≲ 2.8, the dispersion of (3.11) at the grid's largest wavenumber.
+        Stability: linearised about a uniform p, (3.7)–(3.9) have the dispersion ω = γ√(γ/β)·g^{μμ}k_μ² (the
+        ħ/(2m) of variant A, whatever the variant), and RK4 is stable on the imaginary axis for |ω dt| ≤ 2√2. A
+        ValueError is raised when dt·γ√(γ/β)·max_q Σ_μ g^{μμ}(q)(π/h_μ)² exceeds 2.8.
         """
+        if self.variant == "B":
+            _warn_variant_b("Madelung.evolve_fields")
         ts = [t1] if ts is None else sorted(ts)
         potential, metric = grid.evaluate(potential), as_field(grid, metric)
+        if not metric.diagonal:
+            raise ValueError("evolve_fields needs a diagonal metric")
+        stiffness = self.stability_number(grid, metric, dt)
+        if stiffness > RK4_LIMIT:
+            raise ValueError(
+                f"dt = {dt:g} is outside RK4's stability region: dt·γ√(γ/β)·max Σ g^{{μμ}}k_max² = {stiffness:.3g} > "
+                f"{RK4_LIMIT} (take dt ≤ {dt * RK4_LIMIT / stiffness:.3g})"
+            )
         out, t, cur = [], 0.0, fields
         for target in ts:
             n = max(1, math.ceil((target - t) / dt - 1e-9)) if target > t else 0
@@ -390,14 +471,21 @@ class Madelung:
             out.append(cur)
         return out
 
+    def stability_number(self, grid: Grid, metric: Any, dt: float) -> float:
+        """dt·γ√(γ/β)·max_q Σ_μ g^{μμ}(q)(π/h_μ)²: the largest |ω dt| of the linearised Madelung equations on the
+        grid (RK4 needs ≤ 2√2; :meth:`evolve_fields` refuses more than 2.8)."""
+        ginv = as_field(grid, metric).inverse_components()
+        kmax2 = sum(ginv[mu] * (math.pi / h) ** 2 for mu, h in enumerate(grid.spacing))
+        return float(dt * math.sqrt(0.5 * self.gamma * self.quantum_coefficient) * np.max(kmax2))
+
     def _rk4(self, f: MadelungFields, grid: Grid, h: float, potential: Any, metric: Any) -> MadelungFields:
         def shifted(base, kp, kt, s):
             return MadelungFields(base.p + s * kp, base.theta + s * kt, base.winding)
 
-        k1 = self.rhs(f, grid, potential, metric)
-        k2 = self.rhs(shifted(f, *k1, 0.5 * h), grid, potential, metric)
-        k3 = self.rhs(shifted(f, *k2, 0.5 * h), grid, potential, metric)
-        k4 = self.rhs(shifted(f, *k3, h), grid, potential, metric)
+        k1 = self._rhs(f, grid, potential, metric)
+        k2 = self._rhs(shifted(f, *k1, 0.5 * h), grid, potential, metric)
+        k3 = self._rhs(shifted(f, *k2, 0.5 * h), grid, potential, metric)
+        k4 = self._rhs(shifted(f, *k3, h), grid, potential, metric)
         p = f.p + h / 6.0 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
         th = f.theta + h / 6.0 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
         return MadelungFields(p, th, f.winding)

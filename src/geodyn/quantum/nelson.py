@@ -1,14 +1,17 @@
 """Nelson stochastic mechanics: walkers whose density follows |ψ(t)|² of the Schrödinger equation (3.11).
 
-With ψ = √p exp(−iθ/ħ) (3.10) and a constant metric g (1-D, periodic):
+With ψ = √p exp(−iθ/ħ) (3.10), a constant metric g (1-D, periodic) and ħ, m of variant A of (3.12)–(3.13)
+(m = 1/γ, the variant whose (3.11) is equivalent to (3.7)–(3.9)):
 
     current velocity   v = (ħ/m) g⁻¹ ∂ Im log ψ = −γ g⁻¹ ∂θ      (so that (3.7) reads ∂_t p = −∂(p v))
     osmotic velocity   u = (ħ/2m) g⁻¹ ∂ log p   = (ħ/m) g⁻¹ ∂ Re log ψ
     forward drift      b = v + u = (ħ/m) g⁻¹ (Re + Im) ∂ log ψ = (ħ/m) g⁻¹ (Re + Im)(ψ* ∂ψ)/|ψ|²
     diffusion          ν = (ħ/2m) g⁻¹:   dX = b(X, t) dt + √(2ν) dW.
 
-The Fokker–Planck equation of this SDE, ∂_t p = −∂(b p) + ν ∂²p = −∂(v p) − ∂(u p − ν ∂p) = −∂(v p), is the
-continuity equation (3.7) because u p = ν ∂p: walkers started from |ψ(0)|² have density |ψ(t)|² at all times.
+The walkers only use ψ, ħ and m of the Hamiltonian: the expressions in ψ hold for any ħ, m, the equalities with
+θ and γ for variant A. The Fokker–Planck equation of this SDE, ∂_t p = −∂(b p) + ν ∂²p = −∂(v p) − ∂(u p − ν ∂p)
+= −∂(v p), is the continuity equation of (3.11) ((3.7) for variant A) because u p = ν ∂p: walkers started from
+|ψ(0)|² have density |ψ(t)|² at all times.
 Since v is θ's gradient flow, the walkers are learning trajectories: (3.7) as an ensemble of stochastic learners
 whose noise ν = ħ/(2m) = γ√(γ/β) (variant A) is set by the quantum regime's constants.
 
@@ -41,8 +44,8 @@ __all__ = [
 
 
 def nelson_velocities(psi: np.ndarray, ham: Hamiltonian, floor: float = 1e-14) -> tuple[np.ndarray, np.ndarray]:
-    """(v, u) on the grid: current velocity (ħ/m) g⁻¹ ∂ Im log ψ = −γ g⁻¹∂θ and osmotic velocity (ħ/2m) g⁻¹ ∂ log p
-    (3.7), (3.10), for a constant metric in 1-D. Zero where |ψ|² ≤ floor·max|ψ|²."""
+    """(v, u) on the grid: current velocity (ħ/m) g⁻¹ ∂ Im log ψ (= −γ g⁻¹∂θ of (3.7) for variant A, m = 1/γ) and
+    osmotic velocity (ħ/2m) g⁻¹ ∂ log p, (3.10), for a constant metric in 1-D. Zero where |ψ|² ≤ floor·max|ψ|²."""
     if ham.grid.ndim != 1 or not ham.metric.constant:
         raise ValueError("Nelson walkers are implemented for 1-D grids with a constant metric")
     ginv = float(ham.metric.inverse_components().flat[0])
@@ -57,7 +60,8 @@ def nelson_velocities(psi: np.ndarray, ham: Hamiltonian, floor: float = 1e-14) -
 
 @dataclass
 class WalkerRun:
-    """Walker positions ``x`` (T, M) and the solver's ψ (T, n) at ``times`` (T,)."""
+    """Walker positions ``x`` (T, M) and the solver's ψ (T, n) at ``times`` (T,): the times actually recorded, on the
+    step grid k·dt (the requested times rounded to the nearest step), in the order requested."""
 
     times: np.ndarray
     x: np.ndarray
@@ -66,7 +70,8 @@ class WalkerRun:
 
 class NelsonWalkers:
     """Walkers of Nelson's forward SDE dX = b dt + √(ħ/m g⁻¹) dW driven by ψ(t) from a solver (see the module
-    docstring for b and the equations it implements, (3.7), (3.10), (3.11)).
+    docstring for b and the equations it implements, (3.7), (3.10), (3.11); with ħ, m of variant A the drift is
+    the learning flow −γ g⁻¹∂θ plus the osmotic velocity).
 
     Args:
         hamiltonian: the problem (1-D, constant metric).
@@ -102,17 +107,32 @@ class NelsonWalkers:
         progress=None,
         velocity: str = "forward",
     ) -> WalkerRun:
-        """Evolve ψ with the solver and the walkers with the SDE (the same step dt for both); record positions and ψ
-        at ``ts`` (default: 0 and t1; rounded to the step grid).
+        """Evolve ψ with the solver and the walkers with the SDE (the same step dt = t1/round(t1/solver.dt) for both);
+        record positions and ψ at ``ts`` (default: 0 and t1). Each requested time is rounded to the nearest step
+        k·dt and :attr:`WalkerRun.times` reports k·dt; a time outside [0, t1], or two times that round to the same
+        step, raise ValueError before anything is run.
 
         ``velocity="current"`` drops the osmotic part (b = v): walkers that follow the current velocity plus noise,
         which do *not* reproduce |ψ|² — a control that shows what the osmotic velocity does.
         """
+        if velocity not in ("forward", "current"):
+            raise ValueError(f'velocity must be "forward" or "current", got {velocity!r}')
         grid: Grid = self.ham.grid
         n_steps = max(1, round(t1 / self.solver.dt))
         dt = t1 / n_steps
-        ts = [0.0, t1] if ts is None else list(ts)
-        wanted = {round(t / dt): i for i, t in enumerate(ts)}
+        ts = [0.0, t1] if ts is None else [float(t) for t in ts]
+        outside = [t for t in ts if not -0.5 * dt <= t <= t1 + 0.5 * dt]
+        if outside:
+            raise ValueError(f"record times {outside} are outside [0, {t1}]")
+        wanted: dict[int, int] = {}
+        for i, t in enumerate(ts):
+            k = round(t / dt)
+            if k in wanted:
+                raise ValueError(
+                    f"record times {ts[wanted[k]]} and {t} both round to step {k} (t = {k * dt:g}, dt = {dt:g}); "
+                    "request times at least one step apart"
+                )
+            wanted[k] = i
         (a, b), length = grid.domain[0], grid.lengths[0]
         nodes = np.append(grid.axes[0], b)
         rng = np.random.default_rng(seed)
@@ -147,10 +167,8 @@ class NelsonWalkers:
             drift = drift_next
             if progress is not None and k % 100 == 0:
                 progress(k / n_steps)
-        missing = [t for t, v in zip(ts, xs) if v is None]
-        if missing:
-            raise ValueError(f"record times {missing} are outside [0, {t1}]")
-        return WalkerRun(times=np.asarray(ts, dtype=np.float64), x=np.stack(xs), psi=np.stack(psis))
+        times = np.array([round(t / dt) * dt for t in ts], dtype=np.float64)
+        return WalkerRun(times=times, x=np.stack(xs), psi=np.stack(psis))
 
 
 def _cdf(p: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:

@@ -186,6 +186,10 @@ class SplitStepSchrodinger(_Solver):
     Second order in time, spectral in space, unitary. Consecutive half potential steps are merged. Imaginary time
     (t = −iτ) replaces the phases by e^{−T dτ/ħ}, e^{−V dτ/(2ħ)} and normalises after every step.
 
+    Round-off: the same rounded unimodular factors (the phase arrays and the FFT's twiddle factors) act at every
+    step, so part of the rounding is a fixed bias and ‖ψ‖² drifts linearly in the number of steps (numpy's FFT pair
+    alone adds +0.2ε per application at N = 256, +0.9ε at 64²; measured drift 1.0e-13 after 10⁴ steps on 256 nodes).
+
     Args:
         dt: time step (the largest step; :func:`evolve` shortens it to land on save times).
     """
@@ -252,9 +256,10 @@ class CrankNicolsonSchrodinger(_Solver):
     Imaginary time uses backward Euler, (W + dτ K/ħ) ψ⁺ = W ψ, normalised after every step.
 
     Round-off: each real-time solve is followed by one step of iterative refinement (``refine=True``). The rounding
-    of a plain SuperLU solve is biased, so ‖ψ‖ drifts linearly in the number of steps (measured: 5e-13 after 10⁴
-    steps on 256 nodes); refined, the residual error is unbiased and the drift grows like √n·ε (1.4e-14 there), for
-    the cost of a second triangular solve and one sparse product per step.
+    of a plain SuperLU solve is biased, so ‖ψ‖² drifts linearly in the number of steps (measured on 256 nodes, a
+    harmonic oscillator, 10⁴ steps: 6.9e-13 flat, 2.4e-13 with a q-dependent g); refined, the residual error is
+    unbiased and the drift is a random walk growing like √n·ε (6e-15 and 9e-15 there), for the cost of a second
+    triangular solve and one sparse product per step.
 
     Args:
         dt: time step (the largest step; :func:`evolve` shortens it to land on save times).
