@@ -16,18 +16,19 @@ GEODYN = str(Path(sys.executable).with_name("geodyn"))
 @pytest.mark.skipif(not os.path.exists(GEODYN), reason="the geodyn script is not installed next to this Python")
 def test_sigint_keeps_finished_cells_and_rerun_completes(tmp_path):
     out = tmp_path / "bench"
-    args = [GEODYN, "bench", "--tasks", "rosenbrock-2d", "--optimizers", "adamw,sgd"]
+    # the transformer's cells take seconds each, so the interrupt falls in the middle of the run
+    args = [GEODYN, "bench", "--tasks", "char-transformer", "--optimizers", "adamw"]
     args += ["--workers", "2", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(out.glob("cells/**/*.json"))) < 3:
+    while time.monotonic() < deadline and not list(out.glob("cells/**/*.json")):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "interrupted" in stderr
     kept = {p.relative_to(out): p.stat().st_mtime_ns for p in out.glob("cells/**/*.json")}
-    assert len(kept) >= 3
+    assert 1 <= len(kept) < 6 + 3
     results = json.loads((out / "results.json").read_text())
     assert results["interrupted"] is True and results["missing"]
 
@@ -35,5 +36,5 @@ def test_sigint_keeps_finished_cells_and_rerun_completes(tmp_path):
     assert done.returncode == 0, done.stderr
     after = {p.relative_to(out): p.stat().st_mtime_ns for p in out.glob("cells/**/*.json")}
     assert all(after[k] == v for k, v in kept.items())  # finished cells were not run again
-    assert len(after) == 2 * (6 + 2)  # optimizers × (quick grid + quick seeds)
+    assert len(after) == 6 + 3  # quick grid + quick seeds
     assert json.loads((out / "results.json").read_text())["missing"] == []
