@@ -283,7 +283,10 @@ def bench(
         sys.stdout.write((out / "results.json").read_text() + "\n")
         return
     if results.reference:
-        table = Table("optimizer", *results.tasks, title=f"steps to target / {results.reference} (median of seeds)")
+        table = Table(title=f"steps to target / {results.reference} (median of seeds)")
+        table.add_column("optimizer", no_wrap=True)
+        for task in results.tasks:
+            table.add_column(task, overflow="fold", justify="right")
         for opt in results.optimizers:
             table.add_row(opt, *(results.ratio_text(task, opt) for task in results.tasks))
         Console().print(table)

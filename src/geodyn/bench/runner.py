@@ -270,7 +270,7 @@ def _environment() -> dict[str, Any]:
     """Versions of the compared libraries and the machine: wall times only mean something with them."""
     import importlib.metadata
 
-    from geodyn.experiments.runner import environment
+    from geodyn.environment import environment
 
     env = environment()
     for package in ("pytorch-optimizer", "adabelief-pytorch", "scikit-learn"):

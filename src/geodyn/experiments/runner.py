@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import platform
 import time
 import traceback
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from pydantic import BaseModel  # noqa: E402
 
 import geodyn  # noqa: E402
 from geodyn.backends import Backend  # noqa: E402
+from geodyn.environment import environment  # noqa: E402
 from geodyn.experiments.registry import Experiment, Registry, Verdict  # noqa: E402
 
 SCHEMA_VERSION = 1
@@ -68,29 +67,6 @@ class RunResults(BaseModel):
     experiments: list[ExperimentResult]
     missing: list[str]
     interrupted: bool = False
-
-
-def environment() -> dict[str, Any]:
-    """Versions and device of this process, for the report."""
-    import numpy
-    import scipy
-
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"CPU ({platform.processor() or platform.machine()})"
-    )
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "matplotlib": matplotlib.__version__,
-        "device": device,
-        "cpu_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 def _jsonable(value: Any) -> Any:
