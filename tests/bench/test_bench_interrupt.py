@@ -19,7 +19,11 @@ def test_sigint_keeps_finished_cells_and_rerun_completes(tmp_path):
     # the transformer's cells take seconds each, so the interrupt falls in the middle of the run
     args = [GEODYN, "bench", "--tasks", "char-transformer", "--optimizers", "adamw"]
     args += ["--workers", "2", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that starts jobs in the background passes SIGINT on as ignored; a user's terminal does not
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(out.glob("cells/**/*.json")):
         time.sleep(0.2)

@@ -141,3 +141,15 @@ def test_load_results_refuses_other_schema(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="schema_version=99"):
         load_results(tmp_path)
+
+
+def test_checks_with_numpy_values_serialise_to_json():
+    import json
+
+    import numpy as np
+
+    from geodyn.experiments.registry import Check
+
+    c = Check("numpy scalars", np.float64(0.5), np.float32(1.0), expected=np.float64(0.25))
+    raw = json.loads(json.dumps(c.as_dict()))
+    assert raw == dict(name="numpy scalars", value=0.5, expected=0.25, tolerance=1.0, passed=True, note="")

@@ -60,12 +60,13 @@ class Check:
         return abs(self.value - self.expected) <= self.tolerance
 
     def as_dict(self) -> dict[str, Any]:
+        # plain Python types: checks computed with numpy give numpy scalars, which JSON does not know
         return {
             "name": self.name,
-            "value": self.value,
-            "expected": self.expected,
-            "tolerance": self.tolerance,
-            "passed": self.passed,
+            "value": float(self.value),
+            "expected": None if self.expected is None else float(self.expected),
+            "tolerance": float(self.tolerance),
+            "passed": bool(self.passed),
             "note": self.note,
         }
 
