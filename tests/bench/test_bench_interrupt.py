@@ -32,7 +32,7 @@ def test_sigint_keeps_finished_cells_and_rerun_completes(tmp_path):
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "interrupted" in stderr
     kept = {p.relative_to(out): p.stat().st_mtime_ns for p in out.glob("cells/**/*.json")}
-    assert 1 <= len(kept) < 6 + 3
+    assert 0 < len(kept) < 6 + 3  # some, not all, cells finished before the interrupt
     results = json.loads((out / "results.json").read_text())
     assert results["interrupted"] is True and results["missing"]
 
