@@ -34,6 +34,7 @@ from geodyn.bench.optimizers import OPTIMIZERS
 from geodyn.bench.protocol import SEEDS, TUNING_SEED, lr_grid
 from geodyn.bench.scoring import INF, Spread, ratio, spread
 from geodyn.bench.tasks import TASKS
+from geodyn.serialize import jsonable
 
 __all__ = ["SCHEMA_VERSION", "REFERENCE", "BenchResults", "run_bench", "summarise", "load_cells", "pairs_for"]
 
@@ -226,7 +227,7 @@ class BenchResults:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
                 "geodyn_version": geodyn.__version__,
@@ -283,16 +284,6 @@ def _environment() -> dict[str, Any]:
 
 def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else x
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def summarise(cells: dict[str, CellResult], size: str, tasks: list[str], optimizers: list[str]) -> BenchResults:
@@ -385,14 +376,13 @@ def run_bench(
     for task, opt in pairs:
         tune = [Cell(task, opt, lr, TUNING_SEED, size) for lr in grid]
         todo += [c for c in tune if c.key not in cells]
-    relevant = {c.key for c in todo}
     on_plan(total, 0)
     for result in cells.values():
         c = result.cell
         if c.task in tasks and c.optimizer in optimizers:
             on_cell(result, True)
 
-    scheduled = set(relevant)
+    scheduled = {c.key for c in todo}
 
     def seed_cells(task: str, opt: str) -> list[Cell]:
         """The scoring cells of a pair once its tuning is complete, except those finished or already scheduled."""

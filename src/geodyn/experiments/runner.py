@@ -36,6 +36,7 @@ import geodyn  # noqa: E402
 from geodyn.backends import Backend  # noqa: E402
 from geodyn.environment import environment  # noqa: E402
 from geodyn.experiments.registry import Experiment, Registry, Verdict  # noqa: E402
+from geodyn.serialize import jsonable  # noqa: E402
 
 SCHEMA_VERSION = 1
 
@@ -67,20 +68,6 @@ class RunResults(BaseModel):
     experiments: list[ExperimentResult]
     missing: list[str]
     interrupted: bool = False
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _jsonable(value.tolist())
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def _run_one(
@@ -143,7 +130,7 @@ def _run_one_inner(
         checks=[c.as_dict() for c in outcome.checks],
         summary=outcome.summary,
         figures=list(pngs),
-        data=_jsonable(outcome.data),
+        data=jsonable(outcome.data),
         seconds=time.perf_counter() - start,
     )
     return result, pngs
