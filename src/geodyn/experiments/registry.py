@@ -188,7 +188,9 @@ class Outcome:
     def failed(self) -> list[str]:
         """Names of failing checks and of controls that were not rejected: what stands between this outcome and
         a reproduced verdict (for assertion messages)."""
-        out = [f"check {c.name!r}: {c.value!r} vs {c.expected!r} ± {c.tolerance!r}" for c in self.checks if not c.passed]
+        out = [
+            f"check {c.name!r}: {c.value!r} vs {c.expected!r} ± {c.tolerance!r}" for c in self.checks if not c.passed
+        ]
         out += [f"control {c.name!r} not rejected" for c in self.controls if not c.rejected]
         return out
 
