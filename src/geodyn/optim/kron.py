@@ -110,18 +110,20 @@ def matrix_step(
         return x
 
     force = rotate(m / bc1)
+    # A factor's null space has an arbitrary basis (float32 and float64 pick different ones), so only the
+    # directions it kept may step: then the step does not depend on that choice. Between refreshes this also
+    # holds back new gradient directions in a stale null space until the next refresh.
+    kept = _kept(state, grad.shape, use_left, use_right)
     if spectrum == "kron":
         lam = _kron_eigenvalues(state, grad.shape, use_left, use_right, trace_normalize)
-        kept = _kept(state, grad.shape, use_left, use_right)
     else:
         rotated = rotate(d)
         state["rotated_moment"].mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
         lam = state["rotated_moment"] / bc2
-        # The rotated moment sees new directions at once (between refreshes too), so its own entries decide what
-        # has a history. Round-off puts ~((m+n)·ε)² of the largest variance into a null direction of the basis;
-        # the cut-off (m+n)·ε lies far above that and far below any real variance of float32 gradients.
+        # Round-off puts ~((m+n)·ε)² of the largest variance into a rotated entry without noise; the cut-off
+        # (m+n)·ε·max lies far above that, so such an entry takes no step instead of a unit Adam step.
         cut = default_rcond(sum(grad.shape), grad.dtype) if rcond is None else rcond
-        kept = lam > cut * lam.amax()
+        kept = kept & (lam > cut * lam.amax())
     direction = force * inverse_metric(metric, lam, kept)
     if use_left:
         direction = state["left_basis"] @ direction
