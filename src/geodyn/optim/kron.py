@@ -120,9 +120,11 @@ def matrix_step(
         rotated = rotate(d)
         state["rotated_moment"].mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
         lam = state["rotated_moment"] / bc2
-        # Round-off puts ~((m+n)·ε)² of the largest variance into a rotated entry without noise; the cut-off
-        # (m+n)·ε·max lies far above that, so such an entry takes no step instead of a unit Adam step.
-        cut = default_rcond(sum(grad.shape), grad.dtype) if rcond is None else rcond
+        # Round-off puts ~((m+n)·ε)² of the largest variance into a rotated entry without noise (the first
+        # steps' off-diagonal entries: the rotated d is then diagonal); the cut-off (m+n)·ε·max lies far above
+        # that, so such an entry takes no step instead of a unit Adam step. ε is float32's for float64 too: an
+        # entry between the two precisions' cut-offs would otherwise step in one and not in the other.
+        cut = default_rcond(sum(grad.shape), _coarser(grad.dtype, torch.float32)) if rcond is None else rcond
         kept = kept & (lam > cut * lam.amax())
     direction = force * inverse_metric(metric, lam, kept)
     if use_left:
@@ -132,6 +134,10 @@ def matrix_step(
     if grafting == "adam":
         direction = _graft_adam(direction, grad, m / bc1, state["graft_moment"], beta2, bc2, grafting_eps)
     return direction
+
+
+def _coarser(a: torch.dtype, b: torch.dtype) -> torch.dtype:
+    return a if torch.finfo(a).eps >= torch.finfo(b).eps else b
 
 
 def _kept(state: dict[str, Any], shape: torch.Size, use_left: bool, use_right: bool) -> Tensor:
