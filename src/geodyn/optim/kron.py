@@ -17,6 +17,11 @@ acts on its eigenvalues in one of two ways:
 ``sides="left"``/``"right"`` keep one factor only (κ ≈ L/n ⊗ I); ``sides="smaller"`` picks the smaller one. With
 ``moment="momentum"``, β₂ = 0 and Power(½) the one-sided κ = M Mᵀ gives the polar factor U Vᵀ of M: Muon's update.
 
+Rank-deficient factors (every factor in its first steps) follow the conventions of
+:mod:`geodyn.optim.spectral`: a relative cut-off, no step along directions without gradient history, and a
+damping relative to each factor's largest eigenvalue; ``grafting="adam"`` optionally gives each matrix the norm
+of Adam's step (docs/structured-numerics.md).
+
 The same step serves :class:`~geodyn.optim.FullCGD`, whose "matrix" is the whole parameter vector as N×1 with a
 left factor only — the full N×N κ.
 """
@@ -195,7 +200,7 @@ class KronCGD(CovariantOptimizer):
         rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon); directions
             below it have no gradient history and take no step.
         damping: δ added to each factor's kept eigenvalues, L + δ·λ_max(L) I and R + δ·λ_max(R) I (Shampoo's
-            ε, relative to the factor's scale; default DEFAULT_DAMPING). It bounds how much a weakly excited
+            ε, relative to the factor's scale; default 1e-6). It bounds how much a weakly excited
             direction is amplified, whatever the units of the loss.
         relative_damping: False adds the bare δ (L + δI: Shampoo's absolute ε).
         grafting: None, or "adam" to give each matrix's step the norm of Adam's step on it (Distributed

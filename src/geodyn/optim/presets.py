@@ -2,6 +2,11 @@
 
 Each preset returns a :class:`~geodyn.optim.CGD` whose steps equal the named optimizer's, with that optimizer's
 argument names and defaults. Tests hold each one to its reference implementation in float64.
+
+The structured presets (Kronecker and full κ) default to their stable forms: ε and damping relative to the
+scale of each factor, and, for :func:`shampoo`, the step norm grafted onto Adam's; the textbook forms are one
+argument away (``eps=0``/``relative_eps=False``, ``grafting=None``, ``damping=0``). docs/structured-numerics.md
+explains the defaults.
 """
 
 from __future__ import annotations

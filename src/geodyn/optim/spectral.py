@@ -14,7 +14,8 @@ g = f(κ) is f applied to the eigenvalues of κ in its eigenbasis. Three convent
   round-off by 1/ε: 10⁵ × the intended step in float32.
 - **Damping, relative.** ``damping`` δ adds δ·λ_max to every kept eigenvalue (the Tikhonov/Shampoo ε of
   L + εI, but in the units of the moment), which bounds the amplification of weakly excited directions by the
-  ratio of scales rather than by 1/ε. ``relative=False`` adds the bare δ instead (the textbook forms).
+  ratio of scales rather than by 1/ε. ``relative_damping=False`` adds the bare δ instead (the textbook
+  forms). docs/structured-numerics.md gives the defaults, the reasons and measurements.
 """
 
 from __future__ import annotations
