@@ -302,3 +302,30 @@ def test_bad_damping_and_grafting_arguments():
         FullCGD(p, relative_damping="yes")
     with pytest.raises(ValueError, match="grafting_eps=-0.1"):
         presets.shampoo(p, grafting_eps=-0.1)
+
+
+def test_full_cgd_grafting_gives_adams_step_norm_on_the_group():
+    """FullCGD(grafting="adam") grafts onto Adam's step over the whole group vector (its one "tensor")."""
+    grads = _gradients((3, 4), 6, seed=8)
+    adam = _steps(lambda p: torch.optim.Adam(p, lr=1e-2), grads, torch.float64)
+    grafted = _steps(lambda p: FullCGD(p, lr=1e-2, grafting="adam"), grads, torch.float64)
+    for a, g in zip(adam, grafted):
+        assert abs(g.norm() / a.norm() - 1) <= 1e-12
+
+
+def test_groups_saved_without_the_new_settings_step_as_before():
+    """A state dict whose param_groups predate damping/grafting loads and steps undamped and ungrafted."""
+    grads = _gradients((4, 3), 4, seed=9)
+    reference = _steps(lambda p: KronCGD(p, lr=0.1, damping=0.0), grads, torch.float64)
+
+    def legacy(params):
+        opt = KronCGD(params, lr=0.1)
+        saved = opt.state_dict()
+        for group in saved["param_groups"]:
+            for key in ("damping", "relative_damping", "grafting", "grafting_eps"):
+                del group[key]
+        opt.load_state_dict(saved)
+        return opt
+
+    for a, b in zip(reference, _steps(legacy, grads, torch.float64)):
+        assert torch.equal(a, b)
