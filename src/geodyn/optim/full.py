@@ -23,8 +23,10 @@ from geodyn.optim.kron import matrix_step, structure_options, validate_spectral
 
 __all__ = ["FullCGD"]
 
-#: Default relative damping δ of κ̂ (see :class:`FullCGD`).
-DEFAULT_DAMPING = 1e-6
+#: Default damping δ of κ̂: none. FullCGD refreshes its eigendecomposition every step by default, so the law acts
+#: on current eigenvalues and the cut-off alone keeps rank-deficient κ̂ finite. Damping guards against stale
+#: eigenvalues (KronCGD refreshes every 10 steps and damps by 1e-6): set it with ``precondition_every > 1``.
+DEFAULT_DAMPING = 0.0
 
 
 class FullCGD(CovariantOptimizer):
@@ -32,7 +34,8 @@ class FullCGD(CovariantOptimizer):
 
     Arguments as :class:`~geodyn.optim.CGD`, plus ``precondition_every`` (eigendecomposition period, default 1 =
     exact), ``rcond`` (relative eigenvalue cutoff of the pseudo-inverse: directions below it have no gradient
-    history and take no step), ``damping`` and ``relative_damping`` (κ̂ + δ·λ_max(κ̂) I, or κ̂ + δI), and
+    history and take no step), ``damping`` and ``relative_damping`` (κ̂ + δ·λ_max(κ̂) I, or κ̂ + δI; default δ = 0,
+    see ``DEFAULT_DAMPING``), and
     ``grafting`` (None or "adam": the group's step gets the norm of Adam's step on the whole group vector), as
     :class:`~geodyn.optim.KronCGD`. A parameter of the group without a gradient counts as a zero gradient and
     is not moved. The group's state is stored under its first parameter.
