@@ -115,8 +115,6 @@ class FullCGD(CovariantOptimizer):
             state["step"] = torch.zeros((), dtype=torch.float32)
             state["first_moment"] = torch.zeros_like(flat)
             state["left"] = flat.new_zeros(flat.numel(), flat.numel())
-        if group.get("grafting") is not None and "graft_moment" not in state:
-            state["graft_moment"] = flat.new_zeros(flat.numel(), 1)
         direction = matrix_step(
             grad[:, None], state["first_moment"][:, None], state,
             beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],

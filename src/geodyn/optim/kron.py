@@ -137,6 +137,8 @@ def matrix_step(
     if use_right:
         direction = direction @ state["right_basis"].mT
     if grafting == "adam":
+        if "graft_moment" not in state:  # also when grafting is switched on in a running group
+            state["graft_moment"] = torch.zeros_like(grad, memory_format=torch.contiguous_format)
         direction = _graft_adam(direction, grad, m / bc1, state["graft_moment"], beta2, bc2, grafting_eps)
     return direction
 
@@ -198,7 +200,8 @@ class KronCGD(CovariantOptimizer):
         precondition_every: eigenbases are refreshed every k steps (1 = exact; O(m³ + n³) per refresh).
         max_factor_dim: parameters with a side longer than this fall back to diagonal CGD (factor memory m² + n²).
         rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon); directions
-            below it have no gradient history and take no step.
+            below it have no gradient history and take no step. The adaptive spectrum also cuts its rotated
+            variances at rcond × the largest (default (m + n) × float32's epsilon, in every dtype).
         damping: δ added to each factor's kept eigenvalues, L + δ·λ_max(L) I and R + δ·λ_max(R) I (Shampoo's
             ε, relative to the factor's scale; default 1e-6). It bounds how much a weakly excited
             direction is amplified, whatever the units of the loss.
@@ -288,8 +291,6 @@ class KronCGD(CovariantOptimizer):
             state["right"] = param.new_zeros(cols, cols)
         if group["spectrum"] == "adaptive":
             state["rotated_moment"] = param.new_zeros(rows, cols)
-        if group.get("grafting") is not None:
-            state["graft_moment"] = param.new_zeros(rows, cols)
         return state
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
