@@ -19,17 +19,26 @@ from torch import Tensor
 from geodyn.metric import MetricLaw
 from geodyn.optim.base import CovariantOptimizer, group_options, validate_hyperparameters
 from geodyn.optim.distributed import refuse_dtensors
-from geodyn.optim.kron import matrix_step
+from geodyn.optim.kron import matrix_step, structure_options, validate_spectral
 
 __all__ = ["FullCGD"]
+
+#: Default damping δ of κ̂: none. FullCGD refreshes its eigendecomposition every step by default, so the law acts
+#: on current eigenvalues and the cut-off alone keeps rank-deficient κ̂ finite. Damping guards against stale
+#: eigenvalues (KronCGD refreshes every 10 steps and damps by 1e-6): set it with ``precondition_every > 1``.
+DEFAULT_DAMPING = 0.0
 
 
 class FullCGD(CovariantOptimizer):
     """Covariant gradient descent with g = f(κ̂) for the full noise covariance of each parameter group.
 
     Arguments as :class:`~geodyn.optim.CGD`, plus ``precondition_every`` (eigendecomposition period, default 1 =
-    exact) and ``rcond`` (relative eigenvalue cutoff of the pseudo-inverse). A parameter of the group without a
-    gradient counts as a zero gradient and is not moved. The group's state is stored under its first parameter.
+    exact), ``rcond`` (relative eigenvalue cutoff of the pseudo-inverse: directions below it have no gradient
+    history and take no step), ``damping`` and ``relative_damping`` (κ̂ + δ·λ_max(κ̂) I, or κ̂ + δI; default δ = 0,
+    see ``DEFAULT_DAMPING``), and
+    ``grafting`` (None or "adam": the group's step gets the norm of Adam's step on the whole group vector), as
+    :class:`~geodyn.optim.KronCGD`. A parameter of the group without a gradient counts as a zero gradient and
+    is not moved. The group's state is stored under its first parameter.
 
     Runs in one process or under DistributedDataParallel; DTensor parameters (FSDP2, tensor parallel) are refused
     with a TypeError, since κ̂ couples every element of the group.
@@ -48,6 +57,10 @@ class FullCGD(CovariantOptimizer):
         maximize: bool = False,
         precondition_every: int = 1,
         rcond: float | None = None,
+        damping: float = DEFAULT_DAMPING,
+        relative_damping: bool = True,
+        grafting: str | None = None,
+        grafting_eps: float = 1e-8,
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -62,6 +75,10 @@ class FullCGD(CovariantOptimizer):
             maximize=maximize,
             precondition_every=precondition_every,
             rcond=rcond,
+            damping=damping,
+            relative_damping=relative_damping,
+            grafting=grafting,
+            grafting_eps=grafting_eps,
             nonfinite=nonfinite,
             nonfinite_group=nonfinite_group,
         )
@@ -81,9 +98,7 @@ class FullCGD(CovariantOptimizer):
         k = group["precondition_every"]
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"invalid precondition_every={k!r}: must be an integer >= 1")
-        rcond = group["rcond"]
-        if rcond is not None and not (0.0 <= float(rcond) < 1.0):
-            raise ValueError(f"invalid rcond={rcond!r}: must be in [0, 1)")
+        validate_spectral(group)
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         options = group_options(group)
@@ -104,7 +119,7 @@ class FullCGD(CovariantOptimizer):
             grad[:, None], state["first_moment"][:, None], state,
             beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],
             bias_correction=options["bias_correction"], spectrum="kron", sides="left", trace_normalize=False,
-            precondition_every=group["precondition_every"], rcond=group["rcond"],
+            precondition_every=group["precondition_every"], **structure_options(group),
         )[:, 0]  # fmt: skip
         offset = 0
         for p in params:

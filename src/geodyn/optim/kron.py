@@ -17,12 +17,18 @@ acts on its eigenvalues in one of two ways:
 ``sides="left"``/``"right"`` keep one factor only (κ ≈ L/n ⊗ I); ``sides="smaller"`` picks the smaller one. With
 ``moment="momentum"``, β₂ = 0 and Power(½) the one-sided κ = M Mᵀ gives the polar factor U Vᵀ of M: Muon's update.
 
+Rank-deficient factors (every factor in its first steps) follow the conventions of
+:mod:`geodyn.optim.spectral`: a relative cut-off, no step along directions without gradient history, and a
+damping relative to each factor's largest eigenvalue; ``grafting="adam"`` optionally gives each matrix the norm
+of Adam's step (docs/structured-numerics.md).
+
 The same step serves :class:`~geodyn.optim.FullCGD`, whose "matrix" is the whole parameter vector as N×1 with a
 left factor only — the full N×N κ.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,12 +40,15 @@ from geodyn.noise import ema_update, noise_deviation
 from geodyn.optim.base import CovariantOptimizer, effective_gradient, group_options, validate_hyperparameters
 from geodyn.optim.cgd import cgd_reference
 from geodyn.optim.distributed import refuse_dtensors
-from geodyn.optim.spectral import clipped_eigh, inverse_metric
+from geodyn.optim.spectral import PseudoInverseLaw, clipped_eigh, damp, default_rcond, inverse_metric
 
-__all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES"]
+__all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES", "GRAFTINGS"]
 
 SPECTRA = ("kron", "adaptive")
 SIDES = ("both", "left", "right", "smaller")
+GRAFTINGS = (None, "adam")
+#: Default relative damping δ of the factors (see :class:`KronCGD`).
+DEFAULT_DAMPING = 1e-6
 
 
 def _resolve_sides(sides: str, shape: tuple[int, int]) -> tuple[bool, bool]:
@@ -63,12 +72,20 @@ def matrix_step(
     trace_normalize: bool,
     precondition_every: int,
     rcond: float | None,
+    damping: float = 0.0,
+    relative_damping: bool = True,
+    grafting: str | None = None,
+    grafting_eps: float = 1e-8,
 ) -> Tensor:
     """Update the state of one matrix from its gradient (m×n) and return the direction f(κ̂)⁻¹ m̂ (m×n).
 
     ``first_moment`` is the m×n force EMA (updated in place). State keys: step, left/right (factors),
-    left_basis/right_basis and left_eigenvalues/right_eigenvalues (cached eigendecompositions), rotated_moment
-    (adaptive spectrum).
+    left_basis/right_basis and left_eigenvalues/right_eigenvalues (cached eigendecompositions, cut and damped
+    as in :mod:`geodyn.optim.spectral`), rotated_moment (adaptive spectrum), graft_moment (Adam grafting).
+
+    Eigen-directions whose factor eigenvalue was cut (no gradient history) take no step. With
+    ``grafting="adam"`` the direction is rescaled to the norm of Adam's step m̂/(√v̂ + ε) on the same matrix
+    (v̂ the bias-corrected EMA of G∘G with β₂), as Distributed Shampoo grafts: ‖adam‖·D/‖D‖, 0 when D = 0.
     """
     use_left, use_right = _resolve_sides(sides, tuple(grad.shape))
     state["step"].add_(1)
@@ -87,7 +104,7 @@ def matrix_step(
         for side, used in (("left", use_left), ("right", use_right)):
             if used:
                 lam, basis = clipped_eigh(state[side] / bc2, rcond)
-                state[f"{side}_eigenvalues"] = lam.to(grad.dtype)
+                state[f"{side}_eigenvalues"] = damp(lam, damping, relative_damping).to(grad.dtype)
                 state[f"{side}_basis"] = basis.to(grad.dtype)
 
     def rotate(x: Tensor) -> Tensor:
@@ -98,18 +115,56 @@ def matrix_step(
         return x
 
     force = rotate(m / bc1)
+    # A factor's null space has an arbitrary basis (float32 and float64 pick different ones), so only the
+    # directions it kept may step: then the step does not depend on that choice. Between refreshes this also
+    # holds back new gradient directions in a stale null space until the next refresh.
+    kept = _kept(state, grad.shape, use_left, use_right)
     if spectrum == "kron":
         lam = _kron_eigenvalues(state, grad.shape, use_left, use_right, trace_normalize)
     else:
         rotated = rotate(d)
         state["rotated_moment"].mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
         lam = state["rotated_moment"] / bc2
-    direction = force * inverse_metric(metric, lam)
+        # Round-off puts ~((m+n)·ε)² of the largest variance into a rotated entry without noise (the first
+        # steps' off-diagonal entries: the rotated d is then diagonal); the cut-off (m+n)·ε·max lies far above
+        # that, so such an entry takes no step instead of a unit Adam step. ε is float32's for float64 too: an
+        # entry between the two precisions' cut-offs would otherwise step in one and not in the other.
+        cut = default_rcond(sum(grad.shape), _coarser(grad.dtype, torch.float32)) if rcond is None else rcond
+        kept = kept & (lam > cut * lam.amax())
+    direction = force * inverse_metric(metric, lam, kept)
     if use_left:
         direction = state["left_basis"] @ direction
     if use_right:
         direction = direction @ state["right_basis"].mT
+    if grafting == "adam":
+        if "graft_moment" not in state:  # also when grafting is switched on in a running group
+            state["graft_moment"] = torch.zeros_like(grad, memory_format=torch.contiguous_format)
+        direction = _graft_adam(direction, grad, m / bc1, state["graft_moment"], beta2, bc2, grafting_eps)
     return direction
+
+
+def _coarser(a: torch.dtype, b: torch.dtype) -> torch.dtype:
+    return a if torch.finfo(a).eps >= torch.finfo(b).eps else b
+
+
+def _kept(state: dict[str, Any], shape: torch.Size, use_left: bool, use_right: bool) -> Tensor:
+    """True where both factor eigenvalues of an entry of the rotated matrix were kept (it has a history)."""
+    if use_left and use_right:
+        return (state["left_eigenvalues"] > 0)[:, None] & (state["right_eigenvalues"] > 0)[None, :]
+    if use_left:
+        return (state["left_eigenvalues"] > 0)[:, None].expand(shape)
+    return (state["right_eigenvalues"] > 0)[None, :].expand(shape)
+
+
+def _graft_adam(
+    direction: Tensor, grad: Tensor, force: Tensor, moment: Tensor, beta2: float, bc2: float, eps: float
+) -> Tensor:
+    """‖Adam's step‖ · D/‖D‖ (Distributed Shampoo's per-tensor grafting); ``moment`` is Adam's v, updated here."""
+    moment.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    adam_norm = torch.linalg.vector_norm(force / ((moment / bc2).sqrt() + eps))
+    norm = torch.linalg.vector_norm(direction)
+    scale = torch.where(norm > 0, adam_norm / torch.where(norm > 0, norm, torch.ones_like(norm)), 0.0)
+    return direction * scale
 
 
 def _kron_eigenvalues(
@@ -144,7 +199,16 @@ class KronCGD(CovariantOptimizer):
         trace_normalize: scale κ so that tr κ = E‖d‖² (default True; False gives Shampoo's bare product).
         precondition_every: eigenbases are refreshed every k steps (1 = exact; O(m³ + n³) per refresh).
         max_factor_dim: parameters with a side longer than this fall back to diagonal CGD (factor memory m² + n²).
-        rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon).
+        rcond: relative eigenvalue cutoff of the pseudo-inverse (default: dimension × machine epsilon); directions
+            below it have no gradient history and take no step. The adaptive spectrum also cuts its rotated
+            variances at rcond × the largest (default (m + n) × float32's epsilon, in every dtype).
+        damping: δ added to each factor's kept eigenvalues, L + δ·λ_max(L) I and R + δ·λ_max(R) I (Shampoo's
+            ε, relative to the factor's scale; default 1e-6). It bounds how much a weakly excited
+            direction is amplified, whatever the units of the loss.
+        relative_damping: False adds the bare δ (L + δI: Shampoo's absolute ε).
+        grafting: None, or "adam" to give each matrix's step the norm of Adam's step on it (Distributed
+            Shampoo's grafting), keeping the direction of f(κ̂)⁻¹ m̂.
+        grafting_eps: Adam's ε in the grafted norm.
         nonfinite, nonfinite_group: as :class:`~geodyn.optim.CGD`.
 
     Runs in one process or under DistributedDataParallel (every rank holds whole matrices and the same
@@ -169,6 +233,10 @@ class KronCGD(CovariantOptimizer):
         precondition_every: int = 10,
         max_factor_dim: int = 4096,
         rcond: float | None = None,
+        damping: float = DEFAULT_DAMPING,
+        relative_damping: bool = True,
+        grafting: str | None = None,
+        grafting_eps: float = 1e-8,
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -187,6 +255,10 @@ class KronCGD(CovariantOptimizer):
             precondition_every=precondition_every,
             max_factor_dim=max_factor_dim,
             rcond=rcond,
+            damping=damping,
+            relative_damping=relative_damping,
+            grafting=grafting,
+            grafting_eps=grafting_eps,
             nonfinite=nonfinite,
             nonfinite_group=nonfinite_group,
         )
@@ -228,7 +300,7 @@ class KronCGD(CovariantOptimizer):
             if not self._is_matrix(param, group):
                 cgd_reference(
                     [param], [grad], [state["first_moment"]], [state["noise_moment"]], [state["step"]],
-                    eps_inside=0.0, **options,
+                    eps_inside=0.0, **(options | {"metric": PseudoInverseLaw(options["metric"])}),
                 )  # fmt: skip
                 continue
             g = effective_gradient(
@@ -241,7 +313,7 @@ class KronCGD(CovariantOptimizer):
                 beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],
                 bias_correction=options["bias_correction"], spectrum=group["spectrum"], sides=group["sides"],
                 trace_normalize=group["trace_normalize"], precondition_every=group["precondition_every"],
-                rcond=group["rcond"],
+                **structure_options(group),
             )  # fmt: skip
             param.add_(direction.reshape(param.shape), alpha=-options["lr"])
 
@@ -257,6 +329,29 @@ def _validate_structure(group: dict[str, Any]) -> None:
         raise ValueError(f"invalid precondition_every={k!r}: must be an integer >= 1")
     if not isinstance(group["max_factor_dim"], int) or group["max_factor_dim"] < 1:
         raise ValueError(f"invalid max_factor_dim={group['max_factor_dim']!r}: must be an integer >= 1")
+    validate_spectral(group)
+
+
+def structure_options(group: dict[str, Any]) -> dict[str, Any]:
+    """The pseudo-inverse, damping and grafting settings of a group, as :func:`matrix_step` takes them."""
+    # Groups saved before these settings existed load without them: they step as they did (no damping or grafting).
+    legacy = {"rcond": None, "damping": 0.0, "relative_damping": True, "grafting": None, "grafting_eps": 1e-8}
+    return {key: group.get(key, value) for key, value in legacy.items()}
+
+
+def validate_spectral(group: dict[str, Any]) -> None:
+    """Raise ValueError naming a bad rcond, damping or grafting setting (KronCGD and FullCGD)."""
+    group = structure_options(group)
     rcond = group["rcond"]
     if rcond is not None and not (0.0 <= float(rcond) < 1.0):
         raise ValueError(f"invalid rcond={rcond!r}: must be in [0, 1)")
+    damping = group["damping"]
+    if not (isinstance(damping, (int, float)) and math.isfinite(damping) and damping >= 0.0):
+        raise ValueError(f"invalid damping={damping!r}: must be a finite number >= 0")
+    if not isinstance(group["relative_damping"], bool):
+        raise ValueError(f"invalid relative_damping={group['relative_damping']!r}: must be True or False")
+    if group["grafting"] not in GRAFTINGS:
+        raise ValueError(f"unknown grafting={group['grafting']!r}: expected None or 'adam'")
+    eps = group["grafting_eps"]
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0.0):
+        raise ValueError(f"invalid grafting_eps={eps!r}: must be a finite number >= 0")

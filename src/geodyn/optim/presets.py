@@ -2,6 +2,11 @@
 
 Each preset returns a :class:`~geodyn.optim.CGD` whose steps equal the named optimizer's, with that optimizer's
 argument names and defaults. Tests hold each one to its reference implementation in float64.
+
+The structured presets (Kronecker and full κ) default to their stable forms: ε and damping relative to the
+scale of each factor, and, for :func:`shampoo`, the step norm grafted onto Adam's; the textbook forms are one
+argument away (``eps=0``/``relative_eps=False``, ``grafting=None``, ``damping=0``). docs/structured-numerics.md
+explains the defaults.
 """
 
 from __future__ import annotations
@@ -172,14 +177,24 @@ def three_regime(
 
 
 def shampoo(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-12,
-    precondition_every: int = 10, weight_decay: float = 0.0, **kw: Any,
+    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
+    relative_eps: bool = True, grafting: str | None = "adam", precondition_every: int = 10,
+    weight_decay: float = 0.0, **kw: Any,
 ) -> KronCGD:
-    """Shampoo without grafting as KronCGD: raw Kronecker factors, g = κ^{1/2} (+ ε) on the bare product
-    L^{1/2} ⊗ R^{1/2}, i.e. the update L^{−1/4} M R^{−1/4} (EQUATIONS.md §6 table)."""
+    """Shampoo as KronCGD: raw Kronecker factors and g = κ^{1/2} on the bare product (L + εI)^{1/2} ⊗ (R + εI)^{1/2},
+    i.e. the update (L + εI)^{−1/4} M (R + εI)^{−1/4} (EQUATIONS.md §6 table), grafted onto Adam's step norm.
+
+    Defaults, and why: ε is relative (ε·λ_max of each factor), so the ratio of the largest to the smallest
+    preconditioner eigenvalue per side is at most ε^{−1/4} ≈ 32 whatever the units of the loss; a bare ε = 1e-12
+    on a rank-deficient factor multiplied its null space by 10⁶ per side (a second step 1e9 × lr). Directions
+    with no gradient history are cut off and take no step. ``grafting="adam"`` gives each matrix the norm of
+    Adam's step (Distributed Shampoo's default), so the preset moves like Adam at Adam's learning rate. The
+    textbook form is ``eps=0`` or ``relative_eps=False`` with ``grafting=None``.
+    """
     return KronCGD(
-        params, lr=lr, metric=Interpolating(eps), moment="raw", betas=betas, weight_decay=weight_decay,
-        spectrum="kron", trace_normalize=False, precondition_every=precondition_every, **kw,
+        params, lr=lr, metric=Power(0.5), moment="raw", betas=betas, weight_decay=weight_decay,
+        spectrum="kron", trace_normalize=False, precondition_every=precondition_every, damping=eps,
+        relative_damping=relative_eps, grafting=grafting, **kw,
     )
 
 
@@ -198,7 +213,10 @@ def muon_exact(
     params: Params, lr: float = 0.02, momentum: float = 0.95, weight_decay: float = 0.0, **kw: Any
 ) -> KronCGD:
     """Muon with the exact polar factor: one-sided instantaneous κ = M Mᵀ of the momentum M and g = κ^{1/2},
-    so the update is U Vᵀ for M = U Σ Vᵀ. Vectors get the diagonal limit of the same law (sign descent)."""
+    so the update is U Vᵀ for M = U Σ Vᵀ (singular values at or below the relative cut-off count as 0: the
+    pseudo-inverse polar factor). Vectors get the diagonal limit of the same law: sign descent, sign(0) = 0.
+    No damping by default: the polar factor is the point of Muon, and its step norm is bounded by construction."""
+    kw.setdefault("damping", 0.0)
     return KronCGD(
         params, lr=lr, metric=Power(0.5), moment="momentum", betas=(momentum, 0.0), weight_decay=weight_decay,
         sides="smaller", trace_normalize=False, precondition_every=1, bias_correction=False, **kw,
@@ -206,12 +224,21 @@ def muon_exact(
 
 
 def natural_gradient_full(
-    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), damping: float = 1e-8,
-    precondition_every: int = 1, **kw: Any,
+    params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), damping: float = 1e-2,
+    relative_damping: bool = True, precondition_every: int = 1, **kw: Any,
 ) -> FullCGD:
-    """Empirical-Fisher natural gradient with the full N×N κ: g = κ + damping·I (α = 1, (6.1))."""
-    metric = Power(1.0) + damping if damping else Power(1.0)
-    return FullCGD(params, lr=lr, metric=metric, moment="raw", betas=betas, precondition_every=precondition_every, **kw)
+    """Empirical-Fisher natural gradient with the full N×N κ: g = κ̂ + δ·λ_max(κ̂) I (α = 1, (6.1)), Tikhonov damped.
+
+    Defaults, and why: the damping is relative, so directions with λ ≫ δ·λ_max move as natural gradient and
+    weaker ones at most 1/δ = 100 × faster than the strongest, whatever the units of the loss. With an absolute
+    1e-8 the float32 least-squares run of tests/optim/test_stability.py diverged (loss 8 × its start), and a
+    relative 1e-3 left float32 and float64 runs an order of magnitude apart. Directions with no gradient history
+    take no step (pseudo-inverse). ``relative_damping=False`` gives κ̂ + δI, ``damping=0`` the pseudo-inverse.
+    """
+    return FullCGD(
+        params, lr=lr, metric=Power(1.0), moment="raw", betas=betas, precondition_every=precondition_every,
+        damping=damping, relative_damping=relative_damping, **kw,
+    )
 
 
 def three_regime_kron(
