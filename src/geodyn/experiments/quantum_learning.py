@@ -357,11 +357,18 @@ def _ground_figure(ground, gamma):
     for k, style in ((1, "--"), (2, ":")):
         exact = np.exp(-k * double_well(x) / gamma)
         exact /= grid.integrate(ham.weight * exact)
-        ax.plot(x, exact, style, label=rf"$e^{{-{k if k > 1 else ''}\bar H/\gamma}}/Z$" + (" (3.1)" if k == 2 else ""))
+        ax.plot(
+            x,
+            exact,
+            style,
+            label=rf"$e^{{-{k if k > 1 else ''}\bar H/\gamma}}/Z$"
+            + (" (stationary state of (3.1))" if k == 2 else " (zero-energy state)"),
+        )
     ax.set_xlim(-2.5, 2.5)
     ax.set_xlabel(r"$q$")
     ax.set_ylabel(r"$p(q)$")
     ax.set_title(rf"double well, $\beta\gamma = 1$, $g = \kappa(q)$: $E_0 = {gs.energy:.1e}$", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.5 * ax.get_ylim()[1])
+    ax.legend(fontsize=8, loc="upper center")
     fig.tight_layout()
     return fig

@@ -162,6 +162,11 @@ def _figure(grid, q_alpha, q_cov, gap):
         ax.set_xlabel(r"$q^1$")
         ax.set_ylabel(r"$q^2$")
         ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, label=label + r" (clipped to $\pm 10$; blank where $p < 10^{-8}\max p$)")
+        fig.colorbar(im, ax=ax, label=label)
+    fig.suptitle(
+        r"neural potential on the grid, $\gamma = 0.7$, $\beta = 1.3$ (colour clipped to $\pm 10$; blank where "
+        r"$p < 10^{-8}\max p$)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
