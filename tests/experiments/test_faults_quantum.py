@@ -1,5 +1,5 @@
 """Fault injection for the quantum experiments: each reproduces at a test size, and a fault injected into the
-science it checks (ħ off by 2, a term of (3.6) dropped, the measure of the Laplace–Beltrami operator dropped, the
+science it checks (ħ off by 2, a term of (3.6) dropped, the measure √g of the Laplace–Beltrami operator dropped, the
 sign of the phase in (3.10), the osmotic velocity doubled, a factor 2 in the neural potential, the plain ∂ where the
 covariant divergence is claimed) takes its verdict off "reproduced"."""
 
@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+import geodyn.quantum.grid as grid_mod
 import geodyn.quantum.madelung as madelung_mod
 import geodyn.quantum.nelson as nelson_mod
 import geodyn.quantum.schrodinger as schrodinger_mod
@@ -59,15 +60,18 @@ def _drop_divergence_term_of_v(monkeypatch):
     monkeypatch.setattr(madelung_mod, "effective_potential", v_without_divergence)
 
 
-def _drop_sqrt_g_in_kinetic(monkeypatch):
+def _drop_sqrt_g_in_laplace_beltrami(monkeypatch):
     def coefficient(metric):  # g^{μν} in place of √g g^{μν}: ∂(g⁻¹∂ψ)/√g is not the Laplace–Beltrami operator
         faces = {ax: metric.inverse_components(ax) for ax in range(metric.grid.ndim)}
         return TensorField.from_components(metric.grid, metric.inverse_components(), faces, metric.constant)
 
+    # in the kinetic term of (3.11) and in Q of (3.9) alike: the two sides share the wrong operator, and still the
+    # continuity equation (3.7), with its own √g, tells them apart
     monkeypatch.setattr(schrodinger_mod, "laplace_beltrami_coefficient", coefficient)
+    monkeypatch.setattr(grid_mod, "laplace_beltrami_coefficient", coefficient)
 
 
-@pytest.mark.parametrize("fault", [_double_hbar, _drop_divergence_term_of_v, _drop_sqrt_g_in_kinetic])
+@pytest.mark.parametrize("fault", [_double_hbar, _drop_divergence_term_of_v, _drop_sqrt_g_in_laplace_beltrami])
 def test_schrodinger_from_learning_detects(fault, monkeypatch):
     fault(monkeypatch)
     assert run("schrodinger-from-learning").verdict != Verdict.REPRODUCED
