@@ -143,10 +143,15 @@ def nelson(ctx: Context) -> Outcome:
         },
         summary=f"{n_seeds} seed(s) × {m_w} walkers (stochastic Heun, dt = {p['dt']:g}) against |ψ(t)|²: max over t "
         f"of W1 / floor {interval}; without the "
-        f"osmotic velocity {ratio_control[:, -1].min():.0f}–{ratio_control[:, -1].max():.0f}× the floor by "
+        f"osmotic velocity {_span(ratio_control[:, -1])}× the floor by "
         f"t = {TIMES[N_CONTROL - 1]:g}.",
         notes=notes,
     )
+
+
+def _span(values: np.ndarray) -> str:
+    lo, hi = f"{values.min():.0f}", f"{values.max():.0f}"
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def _figure(runs, claim, control, m_w, m_ref, grid):
