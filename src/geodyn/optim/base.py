@@ -194,7 +194,8 @@ class CovariantOptimizer(Optimizer):
         self.nonfinite_group = defaults.pop("nonfinite_group", None)
         if defaults.get("metric") is None:
             defaults["metric"] = Interpolating(1e-8)
-        defaults["betas"] = tuple(defaults["betas"])
+        if isinstance(defaults["betas"], list):
+            defaults["betas"] = tuple(defaults["betas"])
         self._validate(defaults)
         self.skipped_steps = 0
         super().__init__(params, defaults)
@@ -250,11 +251,16 @@ class CovariantOptimizer(Optimizer):
                 group["betas"] = tuple(group["betas"])
             self._validate(group)
             rebuilt.append(group)
-        state_dict = dict(state_dict, param_groups=rebuilt)
-        super().load_state_dict(state_dict)
-        for index, state in enumerate(self.state.values()):
-            if "step" in state:
-                state["step"] = _loaded_step(state["step"], index)
+        states = state_dict.get("state", {})
+        if not isinstance(states, dict):
+            raise ValueError(f"invalid optimizer state dict: state={states!r} is not a dict")
+        states = {
+            key: dict(value, step=_loaded_step(value["step"], key))
+            if isinstance(value, dict) and "step" in value
+            else value
+            for key, value in states.items()
+        }
+        super().load_state_dict(dict(state_dict, param_groups=rebuilt, state=states))
 
     # -- the step --------------------------------------------------------------------------------------
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:

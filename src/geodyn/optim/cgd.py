@@ -284,7 +284,7 @@ class CGD(CovariantOptimizer):
             lr=lr,
             metric=metric,
             moment=moment,
-            betas=tuple(betas),
+            betas=tuple(betas) if isinstance(betas, list) else betas,
             weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay,
             bias_correction=bias_correction,
