@@ -269,3 +269,24 @@ def test_compiled_option_falls_back_to_foreach_with_one_warning_at_the_recompile
     assert len(ours) == 1, [str(w.message) for w in caught]
     for p, q in zip(params, twins, strict=True):
         assert (p - q).abs().max().item() <= 2 * 16 * torch.finfo(torch.float64).eps * 4.0
+
+
+def test_loading_keeps_the_optimizers_own_attributes_and_fills_settings_an_older_dict_lacks():
+    param = torch.nn.Parameter(torch.randn(3, dtype=torch.float64))
+    opt = CGD([param], lr=1e-2, nonfinite="skip")
+    param.grad = torch.full((3,), math.nan, dtype=torch.float64)
+    opt.step()
+    _run(opt, param, _grads(param, 2))
+    saved = copy.deepcopy(opt.state_dict())
+    for key in ("maximize", "foreach", "compiled", "nonfinite", "eps_inside"):
+        del saved["param_groups"][0][key]  # settings that later releases added
+    twin = torch.nn.Parameter(param.detach().clone())
+    resumed = CGD([twin], lr=1e-2)
+    resumed.skipped_steps = 7
+    resumed.load_state_dict(saved)
+    assert resumed.skipped_steps == 7  # torch's load_state_dict calls __setstate__ with state and groups only
+    assert resumed.param_groups[0]["nonfinite"] == "raise" and resumed.param_groups[0]["maximize"] is False
+    more = _grads(param, 2, seed=9)
+    _run(opt, param, more)
+    _run(resumed, twin, more)
+    assert torch.equal(param, twin)
