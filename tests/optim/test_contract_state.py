@@ -138,7 +138,7 @@ def test_bad_loaded_values_raise_value_error_naming_them(edit, named):
     ("kwargs", "named"),
     [
         ({"lr": torch.tensor([1e-3, 1e-3])}, "lr=tensor([0.0010, 0.0010])"),
-        ({"lr": torch.tensor(1e-3j)}, "a tensor lr must be a real 0-dim tensor"),
+        ({"lr": torch.tensor(1e-3j)}, "Tensor lr must be 1-element, real and 0-dim"),
         ({"lr": "1e-3"}, "lr='1e-3'"),
         ({"betas": (0.9, "x")}, "betas[1]='x'"),
         ({"betas": 0.9}, "betas=0.9"),

@@ -57,7 +57,7 @@ def _number(name: str, value: Any) -> float:
     """``value`` as a float, or ValueError naming it (a tensor must be a real 0-dim tensor, as for schedulers)."""
     if isinstance(value, Tensor):
         if value.dim() != 0 or value.is_complex():
-            raise ValueError(f"invalid {name}={value!r}: a tensor {name} must be a real 0-dim tensor")
+            raise ValueError(f"invalid {name}={value!r}: Tensor {name} must be 1-element, real and 0-dim")
         return value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"invalid {name}={value!r}: must be a number")
@@ -224,10 +224,15 @@ class CovariantOptimizer(Optimizer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also called by torch's load_state_dict with only state and param_groups: keep what is not given.
         state = dict(state)
-        self.nonfinite_group = state.pop("nonfinite_group", None)
-        self.skipped_steps = state.pop("skipped_steps", 0)
+        for name, default in (("nonfinite_group", None), ("skipped_steps", 0)):
+            if name in state or name not in self.__dict__:
+                setattr(self, name, state.pop(name, default))
         super().__setstate__(state)
+        for group in self.param_groups:  # settings added after an object was pickled take their defaults
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict with each group's metric law as its spec (plain data: ``weights_only`` loads it)."""
@@ -246,7 +251,9 @@ class CovariantOptimizer(Optimizer):
         rebuilt = []
         for index, saved in enumerate(groups):
             current = self.param_groups[index]["metric"] if index < len(self.param_groups) else None
-            group = dict(saved, metric=_rebuild_metric(saved.get("metric"), current, index))
+            # Settings missing from an older state dict take the optimizer's defaults, as torch's optimizers do.
+            metric = _rebuild_metric(saved.get("metric", self.defaults["metric"]), current, index)
+            group = {**self.defaults, **saved, "metric": metric}
             if "betas" in group and isinstance(group["betas"], list):
                 group["betas"] = tuple(group["betas"])
             self._validate(group)
