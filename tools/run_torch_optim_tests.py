@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import re
 import sys
 import types
@@ -53,7 +54,7 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
     from geodyn.metric import Power, ThreeRegime
     from geodyn.optim import CGD, FullCGD, KronCGD, presets
 
-    def inputs(*extra: tuple[dict, str]):
+    def inputs(*extra: tuple[dict, str], weight_decay: float = 0.0):
         def make(device, dtype=None):
             common = [
                 ({}, "default"),
@@ -62,7 +63,10 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
                 ({"weight_decay": 0.1}, "non-zero weight_decay"),
                 ({"weight_decay": 0.1, "maximize": True}, "maximize"),
             ]
-            return [OptimizerInput(params=None, kwargs=dict(k), desc=d) for k, d in common + list(extra)]
+            # A default decay other than 0 (adamw) is written out, so that tests that leave out decaying configs
+            # (test_step_is_noop_for_zero_grads) see it, as they see torch's AdamW by its name.
+            default = {"weight_decay": weight_decay} if weight_decay else {}
+            return [OptimizerInput(params=None, kwargs=default | k, desc=d) for k, d in common + list(extra)]
 
         return make
 
@@ -86,7 +90,7 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
     # (entry, extra optimizer-specific inputs, diagonal?) — diagonal optimizers offer foreach and complex parameters.
     specs = {
         "CGD": (CGD, [({"metric": ThreeRegime(1e-8, 2.0), "moment": "raw"}, "three-regime law, raw moment"),
-                      ({"metric": Power(1.0) + 1e-8, "betas": (0.0, 0.9)}, "natural gradient, no momentum"),
+                      ({"metric": Power(1) + 1e-8, "moment": "raw", "betas": (0.0, 0.9)}, "natural gradient, β₁ = 0"),
                       ({"decoupled_weight_decay": False, "weight_decay": 0.1}, "L2 weight decay")], True),
         "KronCGD": (KronCGD, [({"spectrum": "adaptive"}, "adaptive spectrum"),
                               ({"sides": "smaller", "precondition_every": 1}, "one side")], False),
@@ -109,7 +113,7 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
         db.append(
             OptimizerInfo(
                 cls,
-                optim_inputs_func=inputs(*extra),
+                optim_inputs_func=inputs(*extra, weight_decay=_default_weight_decay(cls)),
                 optim_error_inputs_func=errors,
                 supported_impls=("foreach",) if diagonal else (),
                 not_og_supported_flags=("foreach", "maximize") if diagonal else ("maximize",),
@@ -120,6 +124,11 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
             )
         )
     return db
+
+
+def _default_weight_decay(factory) -> float:
+    parameter = inspect.signature(factory).parameters.get("weight_decay")
+    return float(parameter.default) if parameter is not None else 0.0
 
 
 def _install_stand_ins(test_dir: Path) -> None:

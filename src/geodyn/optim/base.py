@@ -231,8 +231,12 @@ class CovariantOptimizer(Optimizer):
                 setattr(self, name, state.pop(name, default))
         super().__setstate__(state)
         for group in self.param_groups:  # settings added after an object was pickled take their defaults
-            for key, value in self.defaults.items():
+            for key, value in self._own_defaults().items():
                 group.setdefault(key, value)
+
+    def _own_defaults(self) -> dict[str, Any]:
+        # torch's __setstate__ adds "differentiable" to the defaults; no geodyn group has that setting.
+        return {k: v for k, v in self.defaults.items() if k != "differentiable"}
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict with each group's metric law as its spec (plain data: ``weights_only`` loads it)."""
@@ -253,7 +257,7 @@ class CovariantOptimizer(Optimizer):
             current = self.param_groups[index]["metric"] if index < len(self.param_groups) else None
             # Settings missing from an older state dict take the optimizer's defaults, as torch's optimizers do.
             metric = _rebuild_metric(saved.get("metric", self.defaults["metric"]), current, index)
-            group = {**self.defaults, **saved, "metric": metric}
+            group = {**self._own_defaults(), **saved, "metric": metric}
             if "betas" in group and isinstance(group["betas"], list):
                 group["betas"] = tuple(group["betas"])
             self._validate(group)
