@@ -5,7 +5,7 @@ evaluates the closure, refuses or skips non-finite gradients before anything is 
 parameter group (also those added later).
 
 State is plain data: :meth:`CovariantOptimizer.state_dict` stores each group's metric law as its spec
-(:meth:`geodyn.metric.MetricLaw.spec`) and :meth:`~CovariantOptimizer.load_state_dict` rebuilds it, so
+(:meth:`geodyn.metric.MetricLaw.spec`, as a JSON string) and :meth:`~CovariantOptimizer.load_state_dict` rebuilds it, so
 ``torch.load`` with its defaults (``weights_only=True``) reads a checkpoint; state dicts holding the law objects
 (written before specs existed) load too. Copies and pickles carry the optimizer's own attributes.
 
@@ -21,6 +21,7 @@ gradients carry a NaN of any rank to all) each rank decides alone and nothing is
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -151,11 +152,18 @@ def group_options(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metric_spec(metric: Any) -> Any:
-    return metric.spec() if isinstance(metric, MetricLaw) else metric
+    """The law's spec as a JSON string: one leaf for torch.distributed.checkpoint, which would flatten a dict into
+    keys that must then match the loading optimizer's law (and floats round-trip exactly through JSON)."""
+    return json.dumps(metric.spec(), sort_keys=True) if isinstance(metric, MetricLaw) else metric
 
 
 def _rebuild_metric(saved: Any, current: Any, index: int) -> Any:
     """The law of a loaded group: rebuilt from its spec; a custom law is matched by name with the current one."""
+    if isinstance(saved, str):
+        try:
+            saved = json.loads(saved)
+        except json.JSONDecodeError:
+            raise ValueError(f"parameter group {index}: invalid metric spec {saved!r}: not JSON") from None
     if not isinstance(saved, dict):
         return saved  # a law object (state dicts written before specs) or a bad value the validation names
     if saved.get("kind") == "custom":
@@ -239,7 +247,7 @@ class CovariantOptimizer(Optimizer):
         return {k: v for k, v in self.defaults.items() if k != "differentiable"}
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's state dict with each group's metric law as its spec (plain data: ``weights_only`` loads it)."""
+        """torch's state dict with each group's metric law as its spec, a JSON string (``weights_only`` loads it)."""
         saved = super().state_dict()
         saved["param_groups"] = [dict(g, metric=_metric_spec(g.get("metric"))) for g in saved["param_groups"]]
         return saved
