@@ -218,11 +218,13 @@ def test_compiled_opt_step_compiles_once_over_20_scheduled_steps():
     assert opt.state[next(model.parameters())]["step"].item() == 20
 
 
-def test_compiled_opt_step_masks_a_nonfinite_gradient():
+@pytest.mark.parametrize("foreach", [None, False], ids=["foreach", "loop"])
+def test_compiled_opt_step_masks_a_nonfinite_gradient_without_recompiling(foreach):
     torch._dynamo.reset()
     param = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
-    opt = CGD([param], lr=torch.tensor(0.1, dtype=torch.float64))
+    opt = CGD([param], lr=torch.tensor(0.1, dtype=torch.float64), foreach=foreach)
     step = torch.compile(opt.step)
+    counters.clear()
     param.grad = torch.ones(4, dtype=torch.float64)
     step()
     kept = param.detach().clone()
@@ -234,6 +236,7 @@ def test_compiled_opt_step_masks_a_nonfinite_gradient():
     param.grad = torch.ones(4, dtype=torch.float64)
     step()
     assert not torch.equal(param, kept) and opt.state[param]["step"].item() == 2
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["recompiles"], dict(counters["stats"])
 
 
 def test_structured_step_runs_eagerly_inside_torch_compile():

@@ -329,7 +329,7 @@ class CGD(CovariantOptimizer):
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
-        if group["foreach"] is False:
+        if group["foreach"] is False and not torch.compiler.is_compiling():  # traced: one path, on tensor scalars
             cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
             return
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
