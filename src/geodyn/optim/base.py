@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ def _number(name: str, value: Any) -> float:
         if value.dim() != 0 or value.is_complex():
             raise ValueError(f"invalid {name}={value!r}: Tensor {name} must be 1-element, real and 0-dim")
         return value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numbers.Real: numpy scalars too
         raise ValueError(f"invalid {name}={value!r}: must be a number")
     return float(value)
 
