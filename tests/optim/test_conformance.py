@@ -312,9 +312,9 @@ def test_foreach_and_loop_agree(name, dtype):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["CGD", "sgd", "adabelief"])  # generic law, flat law, eps_inside: three kernels
-def test_compiled_agrees_with_foreach(name):
+@dtypes
+def test_compiled_agrees_with_foreach(name, dtype):
     # Each kernel compiles for seconds; every other preset's settings are held to foreach in test_compiled.py.
-    dtype = torch.float64  # float32 kernels are held to foreach in tests/optim/test_compiled.py
     runs = []
     for variant in ("foreach", "compiled"):
         params = tiny_params(dtype)
