@@ -185,6 +185,12 @@ def test_scheduler_with_tensor_lr_steps_like_float_lr(name, variant, dtype):
         assert isinstance(opt.param_groups[0]["lr"], torch.Tensor) == isinstance(value, torch.Tensor)
         assert float(opt.param_groups[0]["lr"]) == lr * 0.5**2
         runs.append(params)
+    manual = tiny_params(dtype)  # the schedule set by hand: the scheduled lr must be the one that steps
+    opt = make(name, variant, manual, lr=lr)
+    for i in range(5):
+        opt.param_groups[0]["lr"] = lr * 0.5 ** (i // 2)
+        train(opt, manual, 1)
+    assert_same(runs[0], manual)
     assert_same(*runs)  # a float64 0-dim tensor holds the same double as the float lr
 
 
