@@ -33,6 +33,7 @@ __all__ = [
     "INTERMEDIATE",
     "FAST",
     "regime_of_exponent",
+    "metric_from_spec",
 ]
 
 #: Regime labels returned by :meth:`MetricLaw.regime`.
@@ -112,6 +113,15 @@ class MetricLaw:
         """
         return None
 
+    def spec(self) -> dict[str, object]:
+        """The law as plain data (str, float, lists): what optimizer state dicts store instead of the object.
+
+        :func:`metric_from_spec` rebuilds it. A law that is not made of known terms (:class:`Custom`, or a
+        subclass with its own evaluation) is stored by name only, ``{"kind": "custom", "name": ...}``; it cannot
+        be rebuilt from data and is matched by name against the law the loading optimizer was built with.
+        """
+        return {"kind": "custom", "name": repr(self)}
+
 
 class PowerSum(MetricLaw):
     """g(λ) = Σ_i c_i λ^{a_i}, c_i ≥ 0, a_i ∈ [0, 2]: the family of (6.1)–(6.5) and (6.8).
@@ -161,6 +171,12 @@ class PowerSum(MetricLaw):
     def __repr__(self) -> str:
         body = " + ".join(f"{c:g}*λ^{a:g}" for c, a in self.terms)
         return f"PowerSum({body})"
+
+    def spec(self) -> dict[str, object]:
+        """``{"kind": "power_sum", "terms": [[c, a], ...]}``; a subclass of unknown evaluation is stored as custom."""
+        if type(self) is not PowerSum:
+            return super().spec()
+        return {"kind": "power_sum", "terms": [[c, a] for c, a in self.terms]}
 
     # -- evaluation --------------------------------------------------------------------------------
     def _term_values(self, lam: Tensor) -> list[Tensor]:
@@ -302,6 +318,9 @@ class Power(PowerSum):
     def __repr__(self) -> str:
         return f"Power(alpha={self.alpha:g})"
 
+    def spec(self) -> dict[str, object]:
+        return {"kind": "power", "alpha": self.alpha} if type(self) is Power else MetricLaw.spec(self)
+
 
 class Interpolating(PowerSum):
     """g = ε I + κ^{1/2} (6.4): α = ½ for large fluctuations, α = 0 for small — Adam's √v + ε as a matrix law."""
@@ -312,6 +331,9 @@ class Interpolating(PowerSum):
 
     def __repr__(self) -> str:
         return f"Interpolating(eps={self.eps:g})"
+
+    def spec(self) -> dict[str, object]:
+        return {"kind": "interpolating", "eps": self.eps} if type(self) is Interpolating else MetricLaw.spec(self)
 
 
 class ThreeRegime(PowerSum):
@@ -334,6 +356,11 @@ class ThreeRegime(PowerSum):
     def __repr__(self) -> str:
         return f"ThreeRegime(eps={self.eps:g}, zeta={self.zeta:g})"
 
+    def spec(self) -> dict[str, object]:
+        if type(self) is not ThreeRegime:
+            return MetricLaw.spec(self)
+        return {"kind": "three_regime", "eps": self.eps, "zeta": self.zeta}
+
 
 class Custom(MetricLaw):
     """A metric law from any elementwise callable λ ↦ g(λ) > 0 built from torch operations.
@@ -355,3 +382,34 @@ class Custom(MetricLaw):
 
     def __repr__(self) -> str:
         return f"Custom({self.name})"
+
+
+def _spec_number(spec: dict[str, object], key: str) -> float:
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"invalid metric spec {spec!r}: {key}={value!r} is not a number")
+    return float(value)
+
+
+def metric_from_spec(spec: dict[str, object]) -> MetricLaw:
+    """The law a :meth:`MetricLaw.spec` describes (the inverse of ``spec`` for every law made of terms).
+
+    Raises ValueError naming the spec when it is malformed or describes a custom law (which has no data form).
+    """
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ValueError(f"invalid metric spec {spec!r}: expected a dict with a 'kind'")
+    kind = spec["kind"]
+    if kind == "power":
+        return Power(_spec_number(spec, "alpha"))
+    if kind == "interpolating":
+        return Interpolating(_spec_number(spec, "eps"))
+    if kind == "three_regime":
+        return ThreeRegime(_spec_number(spec, "eps"), _spec_number(spec, "zeta"))
+    if kind == "power_sum":
+        terms = spec.get("terms")
+        if not isinstance(terms, (list, tuple)) or not all(isinstance(t, (list, tuple)) and len(t) == 2 for t in terms):
+            raise ValueError(f"invalid metric spec {spec!r}: terms={terms!r} must be a list of [coef, alpha] pairs")
+        return PowerSum([(_spec_number({"c": c}, "c"), _spec_number({"a": a}, "a")) for c, a in terms])
+    if kind == "custom":
+        raise ValueError(f"metric spec {spec!r} names a custom law, which cannot be rebuilt from data")
+    raise ValueError(f"unknown metric spec kind={kind!r} in {spec!r}")

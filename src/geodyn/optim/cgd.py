@@ -47,6 +47,20 @@ def _flat_value(metric: MetricLaw) -> float:
     return float(metric(torch.zeros((), dtype=torch.float64)))
 
 
+def may_vanish(metric: MetricLaw) -> bool:
+    """Whether g(λ) can be 0 (no constant floor, e.g. Power(1)); a law that exposes no terms might."""
+    terms = getattr(metric, "terms", None)
+    return terms is None or terms[0][1] > 0.0
+
+
+def _no_step_where_flat_zero(values: Tensor) -> Tensor:
+    """g = 0 where neither noise nor a floor was seen: such a coordinate takes no step (m/∞ = 0), never 0/0.
+
+    The pseudo-inverse convention of :func:`geodyn.optim.spectral.inverse_metric`, elementwise.
+    """
+    return torch.where(values > 0, values, torch.full_like(values, torch.inf))
+
+
 def cgd_reference(
     params: Sequence[Tensor],
     grads: Sequence[Tensor],
@@ -87,7 +101,8 @@ def cgd_reference(
         noise = noise_moments[i]
         diagonal_moment_update(noise, noise_deviation(grad, m, moment), beta2, eps_inside)
         noise_hat = noise / (1.0 - beta2**t) if bias_correction else noise
-        param.addcdiv_(m, metric(noise_hat), value=-step_size)
+        g = metric(noise_hat)
+        param.addcdiv_(m, _no_step_where_flat_zero(g) if may_vanish(metric) else g, value=-step_size)
 
 
 def cgd_foreach(
@@ -110,8 +125,16 @@ def cgd_foreach(
 ) -> None:
     """One CGD step on multi-tensor kernels; same arithmetic as :func:`cgd_reference`.
 
-    All tensors must share one device and dtype (the optimizer groups them).
+    All tensors must share one device and dtype (the optimizer groups them). While dynamo traces the step
+    (``torch.compile(opt.step)``) the same update runs on tensor scalars (:func:`_cgd_foreach_traced`).
     """
+    if torch.compiler.is_compiling():
+        _cgd_foreach_traced(
+            params, grads, first_moments, noise_moments, steps, lr=lr, beta1=beta1, beta2=beta2, metric=metric,
+            moment=moment, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+            bias_correction=bias_correction, eps_inside=eps_inside, maximize=maximize,
+        )  # fmt: skip
+        return
     params, first_moments, steps = list(params), list(first_moments), list(steps)
     grads = torch._foreach_neg(list(grads)) if maximize else list(grads)
     torch._foreach_add_(steps, 1)
@@ -138,7 +161,64 @@ def cgd_foreach(
         metric_values = metric.apply_foreach(noise, scale=1.0 / (1.0 - beta2 ** ts[0]))
     else:
         metric_values = metric.apply_foreach(torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts]))
+    if may_vanish(metric):
+        metric_values = [_no_step_where_flat_zero(v) for v in metric_values]
     torch._foreach_addcdiv_(params, first_moments, metric_values, step_sizes)
+
+
+def _cgd_foreach_traced(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    first_moments: Sequence[Tensor],
+    noise_moments: Sequence[Tensor | None],
+    steps: Sequence[Tensor],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    metric: MetricLaw,
+    moment: str,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    bias_correction: bool,
+    eps_inside: float,
+    maximize: bool,
+) -> None:
+    """:func:`cgd_foreach` for dynamo: step counts, bias corrections and lr stay tensors (no ``.item()``), so
+    one graph serves every step and every learning rate; equal to the eager step within round-off.
+
+    Bias corrections are computed in float64 from the float32 step counters, as the eager step computes them
+    on the host in double precision.
+    """
+    params, first_moments, steps = list(params), list(first_moments), list(steps)
+    grads = torch._foreach_neg(list(grads)) if maximize else list(grads)
+    torch._foreach_add_(steps, 1)
+    if weight_decay:
+        if decoupled_weight_decay:
+            torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+        else:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    ema_update_foreach(first_moments, grads, beta1)
+    ts = [s.to(torch.float64) for s in steps]
+    step_sizes = [-lr / (1.0 - beta1**t) for t in ts] if bias_correction else [-lr] * len(params)
+    if metric.is_flat:
+        flat = _flat_value(metric)
+        torch._foreach_add_(params, torch._foreach_mul(first_moments, [s / flat for s in step_sizes]))
+        return
+    noise = list(noise_moments)
+    diagonal_moment_update_foreach(noise, noise_deviation_foreach(grads, first_moments, moment), beta2, eps_inside)
+    if bias_correction:
+        noise = torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts])
+    metric_values = metric.apply_foreach(noise)
+    if may_vanish(metric):
+        metric_values = [_no_step_where_flat_zero(v) for v in metric_values]
+    updates = torch._foreach_div(first_moments, metric_values)
+    torch._foreach_mul_(updates, step_sizes)
+    torch._foreach_add_(params, updates)
+
+
+def _real_view(t: Tensor | None) -> Tensor | None:
+    return torch.view_as_real(t) if t is not None and t.is_complex() else t
 
 
 class CGD(CovariantOptimizer):
@@ -173,7 +253,15 @@ class CGD(CovariantOptimizer):
     rank steps its local shards, as the update is elementwise; every path (foreach, ``foreach=False``,
     ``compiled``) works, and state_dicts save and load with torch.distributed.checkpoint
     (:mod:`geodyn.optim.distributed`).
+
+    Complex parameters are stepped as their ``torch.view_as_real`` (real and imaginary parts as separate
+    coordinates, each with its own noise moment), as torch's built-in optimizers do. ``torch.compile(opt.step)``
+    traces the multi-tensor step on tensor scalars: with a tensor ``lr`` it compiles once for every step count and
+    learning rate.
     """
+
+    supports_complex = True
+    traceable_step = True
 
     def __init__(
         self,
@@ -196,7 +284,7 @@ class CGD(CovariantOptimizer):
             lr=lr,
             metric=metric,
             moment=moment,
-            betas=tuple(betas),
+            betas=tuple(betas) if isinstance(betas, list) else betas,
             weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay,
             bias_correction=bias_correction,
@@ -223,24 +311,32 @@ class CGD(CovariantOptimizer):
             state["noise_moment"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
+    def _init_group_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for p in params:
+            self._init_state(p, group["metric"])
+
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         metric = group["metric"]
         states = [self._init_state(p, metric) for p in params]
         first_moments = [s["first_moment"] for s in states]
         noise_moments = [s.get("noise_moment") for s in states]
         steps = [s["step"] for s in states]
+        if any(p.is_complex() for p in params):
+            params, grads, first_moments, noise_moments = (
+                [_real_view(t) for t in ts] for ts in (params, grads, first_moments, noise_moments)
+            )
         if has_dtensor(params):
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
-        if group["foreach"] is False:
+        if group["foreach"] is False and not torch.compiler.is_compiling():  # traced: one path, on tensor scalars
             cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
             return
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, p in enumerate(params):
             buckets.setdefault((p.device, p.dtype), []).append(i)
         step = cgd_foreach
-        if group.get("compiled", False):
+        if group.get("compiled", False) and not torch.compiler.is_compiling():
             from geodyn.optim.compiled import cgd_compiled
 
             step = cgd_compiled

@@ -21,8 +21,11 @@ How recompilation is avoided:
   flat. Each has its own code object, so dynamo's per-code-object recompile limit is not shared between keys.
 - ``dynamic=False``: a kernel is specialised to the parameter shapes, dtype and device it sees (a model's
   shapes do not change). A new set of shapes for the same key (another model, or a step where some
-  parameters have no gradient) compiles once more; past dynamo's recompile limit (default 8 per key) dynamo
-  runs the same function eagerly, which is still correct, only slower.
+  parameters have no gradient) compiles once more; past dynamo's recompile limit
+  (``torch._dynamo.config.recompile_limit``, default 8 per key) those shape sets take the multi-tensor step
+  :func:`~geodyn.optim.cgd.cgd_foreach` instead, with one warning per key; shape sets compiled before keep their
+  kernels.
+- Laws without a constant floor (g(0) = 0, e.g. Power(1)) give no step where g = 0, as the eager step does.
 
 The first call per key and shape set compiles (seconds to tens of seconds on 2 CPU cores); inductor's on-disk
 cache makes later processes faster. float16/bfloat16 tensors are updated in float32 inside the kernel and
@@ -33,6 +36,7 @@ round-off, not bit for bit.
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -168,6 +172,8 @@ def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
             body += _powersum_lines(law, "lam", "metric_value")
         else:
             body.append("metric_value = _metric(lam)")
+        if not isinstance(law, tuple) or law[0][1] > 0.0:  # g may vanish: m/∞ = 0 there, never 0/0
+            body.append("metric_value = torch.where(metric_value > 0, metric_value, torch.inf)")
         body.append(f"p1 = p0 + s[{ix['step']}] * m1 / metric_value")
         body.append("k.copy_(k1)")
     body += ["first_moments[i].copy_(m1)", "p.copy_(p1)", "steps[i].add_(1)"]
@@ -190,6 +196,7 @@ class _CompiledStep:
         self.compiled = torch.compile(
             self.eager, dynamic=False, fullgraph=isinstance(key[0], tuple), options={"size_asserts": False}
         )
+        self.warned = False
 
 
 _CACHE: dict[tuple[Any, ...], _CompiledStep] = {}
@@ -289,6 +296,12 @@ def cgd_compiled(
     params = list(params)
     if not params:
         return
+    arguments = (list(params), list(grads), list(first_moments), list(noise_moments), list(steps))
+    options = dict(
+        lr=lr, beta1=beta1, beta2=beta2, metric=metric, moment=moment, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, bias_correction=bias_correction, eps_inside=eps_inside,
+        maximize=maximize,
+    )  # fmt: skip
     steps = list(steps)
     key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1)
     step = _step_for(key, metric)
@@ -336,5 +349,20 @@ def cgd_compiled(
     noise = [] if flat else list(noise_moments)
     if any(p.dim() == 0 for p in params):
         params, grads, first_moments, noise = (_at_least_1d(x) for x in (params, grads, first_moments, noise))
-    with torch.no_grad():
-        step.compiled(params, grads, first_moments, noise, _at_least_1d(steps), scalars)
+    try:
+        with torch.no_grad():
+            step.compiled(params, grads, first_moments, noise, _at_least_1d(steps), scalars)
+    except torch._dynamo.exc.FailOnRecompileLimitHit:
+        # Dynamo refuses before running anything, so nothing was updated: the eager multi-tensor step takes over.
+        if not step.warned:
+            step.warned = True
+            warnings.warn(
+                "geodyn CGD(compiled=True): torch._dynamo's recompile limit was reached for this step (too many "
+                "sets of parameter shapes); new shape sets use the eager multi-tensor step "
+                "(raise torch._dynamo.config.recompile_limit to compile them)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        from geodyn.optim.cgd import cgd_foreach
+
+        cgd_foreach(*arguments, **options)
