@@ -39,6 +39,21 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _check_out_dir(path: Path, option: str = "--out") -> Path:
+    """``path`` created and proven writable before any work starts; else a one-line error (exit 2)."""
+    from geodyn.paths import FolderError, prepare_folder
+
+    try:
+        return prepare_folder(path)
+    except FolderError as exc:
+        _fail(f"{option} {exc}")
+
+
+def _check_out_file(path: Path) -> None:
+    """The folder of an output file must be writable (one-line error otherwise)."""
+    _check_out_dir(path.parent if str(path.parent) else Path("."), "output folder")
+
+
 def _engine(backend: str, address: str | None, workers: int | None):
     """The backend named on the command line; None for reproduce's default (in this process)."""
     from geodyn.backends import BACKENDS, make_backend
@@ -357,6 +372,73 @@ def regimes(
         return
     Console().print(rmap.table())
     typer.echo(f"figure: {(out / 'regimes.png').resolve()}")
+
+
+@app.command()
+def simulate(
+    config: Annotated[
+        Path | None, typer.Argument(help="A TOML config (see examples/; --example writes one to start from).")
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option("--example", help="Write the bundled example NAME to CONFIG (default NAME.toml) and exit."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default: runs/simulate/<config name>).")
+    ] = None,
+    animate: Annotated[bool, typer.Option("--animate/--no-animate", help="Write density.gif.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+) -> None:
+    """Run a simulator (Langevin, Fokker–Planck, Schrödinger, evolution) from a TOML config; fields as NetCDF."""
+    from geodyn.simulate import EXAMPLES, ConfigError, example_text, load_config
+
+    if example is not None:
+        if example not in EXAMPLES:
+            _fail(f"unknown example {example!r} (known: {', '.join(EXAMPLES)})")
+        target = config or Path(f"{example}.toml")
+        if target.exists():
+            _fail(f"{str(target)!r} exists; give another file name")
+        _check_out_file(target)
+        target.write_text(example_text(example))
+        typer.echo(f"wrote {target}; run it with: geodyn simulate {target}")
+        return
+    if config is None:
+        _fail("give a CONFIG.toml or --example NAME (known: " + ", ".join(EXAMPLES) + ")")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(f"{config}: {exc}")
+    out = out or Path("runs") / "simulate" / config.stem
+    _check_out_dir(out, "--out")
+
+    from geodyn.simulate.output import write_run
+    from geodyn.simulate.runners import simulate as run_simulation
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    with progress:
+        bar = progress.add_task(f"{cfg.simulator} ({config.name})", total=cfg.frames - 1)
+        try:
+            outcome = run_simulation(cfg, on_frame=lambda k, total: progress.update(bar, completed=k))
+        except (FloatingPointError, ValueError) as exc:
+            _fail(f"{config}: {str(exc).splitlines()[0]}", code=1)
+    payload = write_run(cfg, outcome, out, animate=animate)
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    if outcome.interrupted:
+        console.print(
+            f"[yellow]interrupted:[/] kept {outcome.frames} of {cfg.frames} frames in {str(out)!r}", highlight=False
+        )
+        raise typer.Exit(130)
+    if not as_json:
+        typer.echo(f"run folder: {out.resolve()}")
 
 
 if __name__ == "__main__":  # pragma: no cover
