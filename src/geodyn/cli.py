@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain Click help: flags read as flags (Rich help prints "--flag <bool>") and long names are never cut
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 
@@ -88,32 +90,57 @@ def main(
 @app.command()
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or full sizes.")] = True,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this experiment (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<size>).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rerun experiments already finished in --out.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Base random seed.")] = 0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", metavar="NAME", help="Run only this experiment (repeatable; see --list).  [default: all]"
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder.  [default: runs/quick or runs/full]")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun experiments already finished in --out.  [default: off]")
+    ] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Base random seed (each experiment derives its own from it).")
+    ] = 0,
     bench: Annotated[
-        Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.")
+        Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.  [default: none]")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch threads per experiment (0: torch's default).")] = 1,
     backend: Annotated[
         str, typer.Option("--backend", help="'local' (in this process) or 'ray' (each experiment a Ray task).")
     ] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+        str | None,
+        typer.Option("--address", help="Ray cluster address (with --backend ray).  [default: start a local one]"),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the registered claims and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the registered claims (whole names) and exit.  [default: off]")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
+    ] = False,
 ) -> None:
     """Run every claim of the paper as an experiment and write one HTML report."""
     from geodyn.experiments import REGISTRY
     from geodyn.experiments.runner import run_experiments
 
     if list_:
-        table = Table("experiment", "equations", "claim", title="registered claims")
-        for exp in REGISTRY:
-            table.add_row(exp.name, ", ".join(exp.claim.equations), exp.claim.statement)
+        rows = [
+            {"name": exp.name, "equations": list(exp.claim.equations), "claim": exp.claim.statement} for exp in REGISTRY
+        ]
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        # names are never cut (they are pasted into --only); the claim column folds instead
+        table = Table(title="registered claims")
+        table.add_column("experiment", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+        table.add_column("equations", overflow="fold", max_width=16)
+        table.add_column("claim", overflow="fold", ratio=1)
+        for r in rows:
+            table.add_row(r["name"], ", ".join(r["equations"]), r["claim"])
         Console().print(table)
         return
     for name in only or []:
@@ -204,31 +231,71 @@ def _names(values: list[str] | None) -> list[str]:
 @app.command()
 def bench(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or the full protocol.")] = True,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Tasks to run (repeatable or a,b,c).")] = None,
-    optimizers: Annotated[
-        list[str] | None, typer.Option("--optimizers", help="Optimizers to compare (repeatable or a,b,c).")
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option("--tasks", metavar="NAMES", help="Tasks to run (repeatable or a,b,c).  [default: all]"),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Bench folder (default runs/bench-<size>).")] = None,
+    optimizers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--optimizers",
+            metavar="NAMES",
+            help="Optimizers to compare (repeatable or a,b,c).  [default: all installed]",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Bench folder.  [default: runs/bench-quick or runs/bench-full]")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Cells run in parallel (local backend; default: one per core).")
+        int | None, typer.Option("--workers", help="Cells run in parallel (local backend).  [default: one per core]")
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="'local' or 'ray'.")] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+        str | None,
+        typer.Option("--address", help="Ray cluster address (with --backend ray).  [default: start a local one]"),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List tasks and optimizers and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List tasks and optimizers and exit.  [default: off]")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
+    ] = False,
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
     from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
 
     if list_:
-        table = Table("task", "target", "description", title="tasks")
+        if as_json:
+            listing = {
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "metric": t.metric,
+                        "goal": t.goal,
+                        "target": t.target,
+                        "description": t.description,
+                    }
+                    for t in TASKS.values()
+                ],
+                "optimizers": [
+                    {"name": o.name, "family": o.family, "available": o.available(), "description": o.description}
+                    for o in OPTIMIZERS.values()
+                ],
+            }
+            sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+            return
+        table = Table(title="tasks")
+        table.add_column("task", no_wrap=True, min_width=max(len(t) for t in TASKS))
+        table.add_column("target", no_wrap=True)
+        table.add_column("description", overflow="fold", ratio=1)
         for t in TASKS.values():
             table.add_row(t.name, f"{t.metric} {'≤' if t.goal == 'min' else '≥'} {t.target:g}", t.description)
         Console().print(table)
-        table = Table("optimizer", "family", "available", "description", title="optimizers")
+        table = Table(title="optimizers")
+        table.add_column("optimizer", no_wrap=True, min_width=max(len(o) for o in OPTIMIZERS))
+        table.add_column("family", overflow="fold")
+        table.add_column("available", no_wrap=True)
+        table.add_column("description", overflow="fold", ratio=1)
         for o in OPTIMIZERS.values():
             table.add_row(o.name, o.family, "yes" if o.available() else "no", o.description)
         Console().print(table)
@@ -325,8 +392,10 @@ def regimes(
         str, typer.Option("--by", help="'parameter' (κ_ii) or 'eigen' (eigenvalues per layer).")
     ] = "parameter",
     out: Annotated[Path, typer.Option("--out", help="Folder for regimes.png and regimes.json.")] = Path("runs/regimes"),
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the fractions as JSON.")] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of the data split, the model and the minibatches.")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print regimes.json to stdout.  [default: off]")] = False,
 ) -> None:
     """Train the bundled digits MLP, measure its noise covariance and print its regime map (6.6)–(6.9)."""
     import matplotlib
@@ -381,14 +450,18 @@ def simulate(
     ] = None,
     example: Annotated[
         str | None,
-        typer.Option("--example", help="Write the bundled example NAME to CONFIG (default NAME.toml) and exit."),
+        typer.Option(
+            "--example",
+            metavar="NAME",
+            help="Write the bundled example NAME to CONFIG (or NAME.toml) and exit.  [default: none]",
+        ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder (default: runs/simulate/<config name>).")
+        Path | None, typer.Option("--out", help="Run folder.  [default: runs/simulate/<config name>]")
     ] = None,
     animate: Annotated[bool, typer.Option("--animate/--no-animate", help="Write density.gif.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.  [default: off]")] = False,
 ) -> None:
     """Run a simulator (Langevin, Fokker–Planck, Schrödinger, evolution) from a TOML config; fields as NetCDF."""
     from geodyn.simulate import EXAMPLES, ConfigError, example_text, load_config
