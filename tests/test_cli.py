@@ -62,6 +62,9 @@ def test_bad_bench_file_is_a_one_line_error(tmp_path):
 
 
 def test_regimes_command(tmp_path):
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     result = runner.invoke(
         app, ["regimes", "--steps", "20", "--samples", "64", "--out", str(tmp_path), "--json", "--by", "eigen"]
     )
@@ -71,6 +74,11 @@ def test_regimes_command(tmp_path):
     total = payload["fractions"]["all"]
     assert abs(sum(total.values()) - 1.0) < 1e-12
     assert (tmp_path / "regimes.png").stat().st_size > 1000
+    band = payload["band"]  # never a bare null: the share it refers to and why it may be empty
+    assert band["share"] == 0.9 and band["note"]
+    assert band["interval"] is None and band["intermediate_interval"] == [1e-8, 1e-4]  # ε = 1e-4, ζ = 1e2 defaults
+    assert payload["spectrum"] == "eigenvalues of kappa/b"
+    assert plt.get_fignums() == []  # the figure was closed after saving
 
 
 def test_regimes_bad_option_is_one_line():

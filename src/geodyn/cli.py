@@ -401,6 +401,7 @@ def regimes(
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import torch
     from torch import nn
 
@@ -417,6 +418,10 @@ def regimes(
             _fail(f"{name} must be positive, got {value}")
     try:
         law = ThreeRegime(eps, zeta)
+    except ValueError as exc:
+        _fail(str(exc))
+    _check_out_dir(out)
+    try:
         x, y, _, _ = digits(seed)
     except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -430,16 +435,26 @@ def regimes(
         opt.step()
     noise = gradient_noise(model, nn.functional.cross_entropy, x[:samples], y[:samples])
     rmap = regime_map(noise, law, by=by, batch_size=batch_size)
-    out.mkdir(parents=True, exist_ok=True)
     fig = rmap.figure()
     fig.savefig(out / "regimes.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     fractions = rmap.fractions()
-    payload = {"metric": repr(law), "band": law.band(), "by": by, "batch_size": batch_size, "fractions": fractions}
+    payload = {
+        "metric": repr(law),
+        "by": by,
+        "batch_size": batch_size,
+        "spectrum": "kappa/b" if by == "parameter" else "eigenvalues of kappa/b",
+        "band": rmap.band_report(),
+        "fractions": fractions,
+    }
     (out / "regimes.json").write_text(json.dumps(payload, indent=2))
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
         return
     Console().print(rmap.table())
+    report = rmap.band_report()
+    band = "empty" if report["interval"] is None else "[{:.3g}, {:.3g}]".format(*report["interval"])
+    typer.echo(f"band of (6.9) at share {report['share']:g}: {band}; {report['note']}")
     typer.echo(f"figure: {(out / 'regimes.png').resolve()}")
 
 
