@@ -42,7 +42,9 @@ def test_json_output(tmp_path):
     runner.invoke(app, ["reproduce", "--only", "exact-limits", "--out", str(out), "--quiet"])
     result = runner.invoke(app, ["reproduce", "--only", "exact-limits", "--out", str(out), "--quiet", "--json"])
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["schema_version"] == 1
+    from geodyn.experiments.runner import SCHEMA_VERSION
+
+    assert json.loads(result.stdout)["schema_version"] == SCHEMA_VERSION
 
 
 def test_unknown_experiment_is_a_one_line_error(tmp_path):

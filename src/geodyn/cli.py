@@ -154,11 +154,9 @@ def reproduce(
             _fail(f"cannot read --bench {str(bench)!r}: {exc}")
     if threads < 0:
         _fail(f"--threads must be >= 0, got {threads}")
-    engine = _engine(backend, address, workers=None)
     size = "quick" if quick else "full"
-    out = out or Path("runs") / size
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {str(out)!r} exists and is not a folder")
+    out = _check_out_dir(out or Path("runs") / size)  # before any work: a run that cannot be saved never starts
+    engine = _engine(backend, address, workers=None)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -319,9 +317,7 @@ def bench(
     if workers is not None and workers < 1:
         _fail(f"--workers must be >= 1, got {workers}")
     size = "quick" if quick else "full"
-    out = out or Path("runs") / f"bench-{size}"
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {str(out)!r} exists and is not a folder")
+    out = _check_out_dir(out or Path("runs") / f"bench-{size}")
     engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
 
     progress = Progress(
