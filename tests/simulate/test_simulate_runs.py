@@ -169,3 +169,29 @@ def test_out_that_is_a_file_is_one_line_error(tmp_path):
     result = runner.invoke(app, ["simulate", str(path), "--out", str(blocker / "run")])
     assert result.exit_code == 2 and str(blocker) in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("schrodinger", {"grid": {"domain": [[-6.0, 6.0], [-6.0, 6.0]], "cells": [16, 16]}}),
+        ("schrodinger", {"grid": {"domain": [[-6.0, 6.0], [-6.0, 6.0]], "cells": [16, 16]},
+                         "learning": {"kappa": [1.0, 2.0]}, "time": {"method": "crank-nicolson"}}),
+        ("langevin", {"walkers": {"dim": 2, "integrator": "euler-maruyama", "dt": 0.1},
+                      "learning": {"kappa_growth": 0.5}, "initial": {"center": [-1.0, 0.5]}}),
+        ("evolution", {"population": {"dim": 2, "reproduction": "moran", "acceptance": "metropolis"}}),
+    ],
+    ids=["schrodinger-2d", "schrodinger-2d-cn", "langevin-2d-ito", "evolution-2d-moran"],
+)  # fmt: skip
+def test_variants_run(name, edit):
+    data = small(name)
+    for key, value in edit.items():
+        data[key].update(value)
+    ds = simulate(parse_config(data)).dataset
+    assert np.isfinite(ds["density"].values).all() and ds.sizes["time"] == data["frames"]
+    if name == "schrodinger":
+        # unitary in the √g-weighted norm for both methods (round-off only over 50 steps)
+        assert np.abs(ds["norm"].values - ds["norm"].values[0]).max() < 1e-12
+        assert ds["density"].dims == ("time", "q1", "q2")
+    else:
+        assert ds["position"].sizes["axis"] == 2

@@ -38,19 +38,18 @@ class Outcome:
     summary: dict = field(default_factory=dict)
 
 
-def _frames(cfg, advance: Callable[[int], None], on_frame: OnFrame | None) -> tuple[int, bool]:
-    """advance(k) for frames k = 1 … frames−1; Ctrl-C stops between (or inside) frames and keeps those done."""
+def _frames(cfg, advance: Callable[[int], None], on_frame: OnFrame | None) -> bool:
+    """advance(k) for frames k = 1 … frames−1; Ctrl-C stops between (or inside) frames and keeps those done.
+    Returns whether it was interrupted."""
     total = cfg.frames - 1
-    done = 0
     try:
         for k in range(1, total + 1):
             advance(k)
-            done = k
             if on_frame is not None:
                 on_frame(k, total)
     except KeyboardInterrupt:
-        return done + 1, True
-    return done + 1, False
+        return True
+    return False
 
 
 def _schedule(steps: int, frames: int) -> np.ndarray:
@@ -121,7 +120,7 @@ def run_langevin(cfg, on_frame: OnFrame | None = None) -> Outcome:
         qs.append(sol.q.numpy().copy())
         energy.append(float(land.energy(sol.q).mean()))
 
-    done, interrupted = _frames(cfg, advance, on_frame)
+    interrupted = _frames(cfg, advance, on_frame)
     unit = "optimizer steps" if w.integrator == "discrete" else "learning time"
     extra = {"mean_loss": (("time",), np.asarray(energy), {"long_name": "walker mean of H̄(q)"})}
     attrs = _attrs(
@@ -165,7 +164,7 @@ def run_fokker_planck(cfg, on_frame: OnFrame | None = None) -> Outcome:
         times.append(k * span)
         ps.append(sol.p[-1])
 
-    done, interrupted = _frames(cfg, advance, on_frame)
+    interrupted = _frames(cfg, advance, on_frame)
     stationary = fp.stationary()
     names = ["q"] if dim == 1 else ["q1", "q2"]
     dens_units = f"1/({Q_UNITS})" if dim == 1 else f"1/({Q_UNITS})²"
@@ -223,7 +222,7 @@ def run_schrodinger(cfg, on_frame: OnFrame | None = None) -> Outcome:
         times.append(k * span)
         psis.append(sol.psi[-1])
 
-    done, interrupted = _frames(cfg, advance, on_frame)
+    interrupted = _frames(cfg, advance, on_frame)
     names = ["q"] if dim == 1 else ["q1", "q2"]
     coords = {"time": ("time", np.asarray(times), {"units": "learning time", "long_name": "time t"})}
     for i, (name, ax) in enumerate(zip(names, grid.axes)):
@@ -295,7 +294,7 @@ def run_evolution(cfg, on_frame: OnFrame | None = None) -> Outcome:
         qs.append(pop.genomes.numpy().copy())
         energy.append(pop.mean_energy())
 
-    done, interrupted = _frames(cfg, advance, on_frame)
+    interrupted = _frames(cfg, advance, on_frame)
     # (4.10): the population follows (2.2) with γ g⁻¹ = c β_s σ, c = ¼ (sigmoid) or ½ (Metropolis), σ = jump²
     eff = accept.drift_coefficient * pop_cfg.beta_s * pop_cfg.jump**2
     extra = {"mean_energy": (("time",), np.asarray(energy), {"long_name": "population mean of H = −log fitness"})}
