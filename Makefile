@@ -1,6 +1,6 @@
 # Two entry points, each self-contained on a fresh machine:
 #   make demo   set up .venv and run the quick reproduction (one HTML report)
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv and run the test suite (in parallel: pytest-xdist, one worker per core)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -34,7 +34,7 @@ browser:
 
 test: $(VENV)/.dev-installed browser
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

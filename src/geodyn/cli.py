@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain Click help: flags read as flags (Rich help prints "--flag <bool>") and long names are never cut
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 
@@ -37,6 +39,21 @@ VERDICT_STYLE = {
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _check_out_dir(path: Path, option: str = "--out") -> Path:
+    """``path`` created and proven writable before any work starts; else a one-line error (exit 2)."""
+    from geodyn.paths import FolderError, prepare_folder
+
+    try:
+        return prepare_folder(path)
+    except FolderError as exc:
+        _fail(f"{option} {exc}")
+
+
+def _check_out_file(path: Path) -> None:
+    """The folder of an output file must be writable (one-line error otherwise)."""
+    _check_out_dir(path.parent if str(path.parent) else Path("."), "output folder")
 
 
 def _engine(backend: str, address: str | None, workers: int | None):
@@ -73,32 +90,57 @@ def main(
 @app.command()
 def reproduce(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or full sizes.")] = True,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this experiment (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<size>).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rerun experiments already finished in --out.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Base random seed.")] = 0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", metavar="NAME", help="Run only this experiment (repeatable; see --list).  [default: all]"
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder.  [default: runs/quick or runs/full]")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun experiments already finished in --out.  [default: off]")
+    ] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Base random seed (each experiment derives its own from it).")
+    ] = 0,
     bench: Annotated[
-        Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.")
+        Path | None, typer.Option("--bench", help="A bench results.json to summarise in the report.  [default: none]")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch threads per experiment (0: torch's default).")] = 1,
     backend: Annotated[
         str, typer.Option("--backend", help="'local' (in this process) or 'ray' (each experiment a Ray task).")
     ] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+        str | None,
+        typer.Option("--address", help="Ray cluster address (with --backend ray).  [default: start a local one]"),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the registered claims and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the registered claims (whole names) and exit.  [default: off]")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
+    ] = False,
 ) -> None:
     """Run every claim of the paper as an experiment and write one HTML report."""
     from geodyn.experiments import REGISTRY
     from geodyn.experiments.runner import run_experiments
 
     if list_:
-        table = Table("experiment", "equations", "claim", title="registered claims")
-        for exp in REGISTRY:
-            table.add_row(exp.name, ", ".join(exp.claim.equations), exp.claim.statement)
+        rows = [
+            {"name": exp.name, "equations": list(exp.claim.equations), "claim": exp.claim.statement} for exp in REGISTRY
+        ]
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        # names are never cut (they are pasted into --only); the claim column folds instead
+        table = Table(title="registered claims")
+        table.add_column("experiment", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+        table.add_column("equations", overflow="fold", max_width=16)
+        table.add_column("claim", overflow="fold", ratio=1)
+        for r in rows:
+            table.add_row(r["name"], ", ".join(r["equations"]), r["claim"])
         Console().print(table)
         return
     for name in only or []:
@@ -112,11 +154,9 @@ def reproduce(
             _fail(f"cannot read --bench {str(bench)!r}: {exc}")
     if threads < 0:
         _fail(f"--threads must be >= 0, got {threads}")
-    engine = _engine(backend, address, workers=None)
     size = "quick" if quick else "full"
-    out = out or Path("runs") / size
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {str(out)!r} exists and is not a folder")
+    out = _check_out_dir(out or Path("runs") / size)  # before any work: a run that cannot be saved never starts
+    engine = _engine(backend, address, workers=None)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -189,31 +229,71 @@ def _names(values: list[str] | None) -> list[str]:
 @app.command()
 def bench(
     quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or the full protocol.")] = True,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="Tasks to run (repeatable or a,b,c).")] = None,
-    optimizers: Annotated[
-        list[str] | None, typer.Option("--optimizers", help="Optimizers to compare (repeatable or a,b,c).")
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option("--tasks", metavar="NAMES", help="Tasks to run (repeatable or a,b,c).  [default: all]"),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Bench folder (default runs/bench-<size>).")] = None,
+    optimizers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--optimizers",
+            metavar="NAMES",
+            help="Optimizers to compare (repeatable or a,b,c).  [default: all installed]",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Bench folder.  [default: runs/bench-quick or runs/bench-full]")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Cells run in parallel (local backend; default: one per core).")
+        int | None, typer.Option("--workers", help="Cells run in parallel (local backend).  [default: one per core]")
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="'local' or 'ray'.")] = "local",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --backend ray; default: start one).")
+        str | None,
+        typer.Option("--address", help="Ray cluster address (with --backend ray).  [default: start a local one]"),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List tasks and optimizers and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List tasks and optimizers and exit.  [default: off]")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
+    ] = False,
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
     from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
 
     if list_:
-        table = Table("task", "target", "description", title="tasks")
+        if as_json:
+            listing = {
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "metric": t.metric,
+                        "goal": t.goal,
+                        "target": t.target,
+                        "description": t.description,
+                    }
+                    for t in TASKS.values()
+                ],
+                "optimizers": [
+                    {"name": o.name, "family": o.family, "available": o.available(), "description": o.description}
+                    for o in OPTIMIZERS.values()
+                ],
+            }
+            sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+            return
+        table = Table(title="tasks")
+        table.add_column("task", no_wrap=True, min_width=max(len(t) for t in TASKS))
+        table.add_column("target", no_wrap=True)
+        table.add_column("description", overflow="fold", ratio=1)
         for t in TASKS.values():
             table.add_row(t.name, f"{t.metric} {'≤' if t.goal == 'min' else '≥'} {t.target:g}", t.description)
         Console().print(table)
-        table = Table("optimizer", "family", "available", "description", title="optimizers")
+        table = Table(title="optimizers")
+        table.add_column("optimizer", no_wrap=True, min_width=max(len(o) for o in OPTIMIZERS))
+        table.add_column("family", overflow="fold")
+        table.add_column("available", no_wrap=True)
+        table.add_column("description", overflow="fold", ratio=1)
         for o in OPTIMIZERS.values():
             table.add_row(o.name, o.family, "yes" if o.available() else "no", o.description)
         Console().print(table)
@@ -237,9 +317,7 @@ def bench(
     if workers is not None and workers < 1:
         _fail(f"--workers must be >= 1, got {workers}")
     size = "quick" if quick else "full"
-    out = out or Path("runs") / f"bench-{size}"
-    if out.exists() and not out.is_dir():
-        _fail(f"--out {str(out)!r} exists and is not a folder")
+    out = _check_out_dir(out or Path("runs") / f"bench-{size}")
     engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
 
     progress = Progress(
@@ -310,13 +388,16 @@ def regimes(
         str, typer.Option("--by", help="'parameter' (κ_ii) or 'eigen' (eigenvalues per layer).")
     ] = "parameter",
     out: Annotated[Path, typer.Option("--out", help="Folder for regimes.png and regimes.json.")] = Path("runs/regimes"),
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the fractions as JSON.")] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of the data split, the model and the minibatches.")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print regimes.json to stdout.  [default: off]")] = False,
 ) -> None:
     """Train the bundled digits MLP, measure its noise covariance and print its regime map (6.6)–(6.9)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import torch
     from torch import nn
 
@@ -333,6 +414,10 @@ def regimes(
             _fail(f"{name} must be positive, got {value}")
     try:
         law = ThreeRegime(eps, zeta)
+    except ValueError as exc:
+        _fail(str(exc))
+    _check_out_dir(out)
+    try:
         x, y, _, _ = digits(seed)
     except (ValueError, RuntimeError) as exc:
         _fail(str(exc))
@@ -346,17 +431,98 @@ def regimes(
         opt.step()
     noise = gradient_noise(model, nn.functional.cross_entropy, x[:samples], y[:samples])
     rmap = regime_map(noise, law, by=by, batch_size=batch_size)
-    out.mkdir(parents=True, exist_ok=True)
     fig = rmap.figure()
     fig.savefig(out / "regimes.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     fractions = rmap.fractions()
-    payload = {"metric": repr(law), "band": law.band(), "by": by, "batch_size": batch_size, "fractions": fractions}
+    payload = {
+        "metric": repr(law),
+        "by": by,
+        "batch_size": batch_size,
+        "spectrum": "kappa/b" if by == "parameter" else "eigenvalues of kappa/b",
+        "band": rmap.band_report(),
+        "fractions": fractions,
+    }
     (out / "regimes.json").write_text(json.dumps(payload, indent=2))
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
         return
     Console().print(rmap.table())
+    report = rmap.band_report()
+    band = "empty" if report["interval"] is None else "[{:.3g}, {:.3g}]".format(*report["interval"])
+    typer.echo(f"band of (6.9) at share {report['share']:g}: {band}; {report['note']}")
     typer.echo(f"figure: {(out / 'regimes.png').resolve()}")
+
+
+@app.command()
+def simulate(
+    config: Annotated[
+        Path | None, typer.Argument(help="A TOML config (see examples/; --example writes one to start from).")
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            metavar="NAME",
+            help="Write the bundled example NAME to CONFIG (or NAME.toml) and exit.  [default: none]",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder.  [default: runs/simulate/<config name>]")
+    ] = None,
+    animate: Annotated[bool, typer.Option("--animate/--no-animate", help="Write density.gif.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.  [default: off]")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.  [default: off]")] = False,
+) -> None:
+    """Run a simulator (Langevin, Fokker–Planck, Schrödinger, evolution) from a TOML config; fields as NetCDF."""
+    from geodyn.simulate import EXAMPLES, ConfigError, example_text, load_config
+
+    if example is not None:
+        if example not in EXAMPLES:
+            _fail(f"unknown example {example!r} (known: {', '.join(EXAMPLES)})")
+        target = config or Path(f"{example}.toml")
+        if target.exists():
+            _fail(f"{str(target)!r} exists; give another file name")
+        _check_out_file(target)
+        target.write_text(example_text(example))
+        typer.echo(f"wrote {target}; run it with: geodyn simulate {target}")
+        return
+    if config is None:
+        _fail("give a CONFIG.toml or --example NAME (known: " + ", ".join(EXAMPLES) + ")")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(f"{config}: {exc}")
+    out = out or Path("runs") / "simulate" / config.stem
+    _check_out_dir(out, "--out")
+
+    from geodyn.simulate.output import write_run
+    from geodyn.simulate.runners import simulate as run_simulation
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    with progress:
+        bar = progress.add_task(f"{cfg.simulator} ({config.name})", total=cfg.frames - 1)
+        try:
+            outcome = run_simulation(cfg, on_frame=lambda k, total: progress.update(bar, completed=k))
+        except (FloatingPointError, ValueError) as exc:
+            _fail(f"{config}: {str(exc).splitlines()[0]}", code=1)
+    payload = write_run(cfg, outcome, out, animate=animate)
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    if outcome.interrupted:
+        console.print(
+            f"[yellow]interrupted:[/] kept {outcome.frames} of {cfg.frames} frames in {str(out)!r}", highlight=False
+        )
+        raise typer.Exit(130)
+    if not as_json:
+        typer.echo(f"run folder: {out.resolve()}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,12 +18,12 @@ def multiplication_task(n: int, seed: int, dtype: torch.dtype = torch.float64) -
 def digits(seed: int = 0, test_fraction: float = 0.25, dtype: torch.dtype = torch.float64):
     """scikit-learn's 8×8 digits (1797 images, shipped with the package): standardised features, a seeded split.
 
-    Returns (x_train, y_train, x_test, y_test) with integer class labels. Needs scikit-learn (``geodyn[bench]``).
+    Returns (x_train, y_train, x_test, y_test) with integer class labels. scikit-learn is a core dependency.
     """
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("the digits task needs scikit-learn: pip install 'geodyn[bench]'") from exc
+        raise RuntimeError("the digits task needs scikit-learn: pip install scikit-learn") from exc
     data = load_digits()
     x = torch.tensor(data.data, dtype=dtype)
     y = torch.tensor(data.target, dtype=torch.long)

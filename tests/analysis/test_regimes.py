@@ -66,3 +66,37 @@ def test_bad_arguments():
         regime_map(torch.ones(3), ThreeRegime(1e-3, 1.0), by="rows")
     with pytest.raises(ValueError, match="batch_size"):
         regime_map(torch.ones(3), ThreeRegime(1e-3, 1.0), batch_size=0)
+
+
+def test_band_report_separates_the_band_from_the_labels():
+    """εζ = 1e-2: above the 0.9-share threshold ((1−h)/(2h))² = 1/324 = 3.09e-3, below 1. The (6.9) band is empty
+    while the √λ term is the largest term for λ in (ε², ζ⁻²) = (1e-8, 1e-4), the interval of the labels."""
+    lam = torch.logspace(-12, 0, 121, dtype=torch.float64)
+    report = regime_map(lam, ThreeRegime(1e-4, 1e2)).band_report()
+    assert report["share"] == 0.9 and report["interval"] is None and report["fraction_in_band"] == 0.0
+    assert report["intermediate_interval"] == pytest.approx([1e-8, 1e-4], rel=1e-12)
+    assert "εζ ≤ 0.00309" in report["note"] and "largest" in report["note"]
+
+
+def test_band_report_counts_variables_in_a_nonempty_band():
+    # εζ = 1e-6: the band at h = 0.9 tends to [(h/(1−h))² ε², ((1−h)/h)² ζ⁻²] = [8.1e-5, 1.2346e4] as εζ → 0
+    # (metric.band docstring); the exact roots differ from these limits by a relative O((h/(1−h))² εζ) = 8e-5·… ≤ 1e-3
+    law = ThreeRegime(1e-3, 1e-3)
+    lam = torch.tensor([1e-8, 1e-3, 1e2, 1e5], dtype=torch.float64)
+    report = regime_map(lam, law).band_report()
+    lo, hi = report["interval"]
+    assert lo == pytest.approx(81e-6, rel=1e-3) and hi == pytest.approx(1e6 / 81, rel=1e-3)
+    assert report["fraction_in_band"] == 0.5  # 1e-3 and 1e2 inside, 1e-8 and 1e5 outside
+
+
+def test_axis_label_names_what_is_plotted():
+    lam = torch.logspace(-8, 0, 20, dtype=torch.float64)
+    assert regime_map(lam, ThreeRegime(1e-4, 1e2), batch_size=64).axis_label() == "log₁₀ κ_ii/b, b = 64"
+    assert regime_map(lam, ThreeRegime(1e-4, 1e2), by="parameter").axis_label() == "log₁₀ κ_ii"
+    fig = regime_map(lam, ThreeRegime(1e-4, 1e2), batch_size=8).figure()
+    assert fig.axes[0].get_xlabel() == "log₁₀ κ_ii/b, b = 8"
+
+
+def test_print_shows_the_table_as_text():
+    text = str(regime_map(torch.logspace(-8, 0, 20, dtype=torch.float64), ThreeRegime(1e-4, 1e2)))
+    assert "intermediate" in text and "rich" not in text and "all" in text

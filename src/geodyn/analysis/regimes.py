@@ -3,10 +3,19 @@
 Under g(λ) = ε + √λ + ζλ (6.8) a direction with noise eigenvalue λ is slow (α ≈ 0), intermediate (α ≈ ½) or fast
 (α ≈ 1) by the dominant term; the intermediate band ε² ≪ λ ≪ ζ⁻² (6.9) exists only when εζ ≪ 1 (6.6), (6.7).
 A map labels either every parameter (by its diagonal κ_ii) or every eigen-direction of each layer's κ.
+
+Two intervals are reported and must not be confused (:meth:`RegimeMap.band_report`):
+
+* the **dominant-term interval** of the √λ term, ((c₀/c½)², (c½/c₁)²) = (ε², ζ⁻²) for (6.8): where a variable is
+  *labelled* intermediate (the classification convention of EQUATIONS.md §5); it exists iff εζ < 1;
+* the **band** of (6.9) at share h (default 0.9): where the √λ term carries at least h of g(λ) — the variables that
+  truly learn with α ≈ ½. It exists only for εζ ≤ ((1−h)/(2h))² (3.09e-3 at h = 0.9), so for 3.09e-3 < εζ < 1 the
+  band is empty while many variables are still labelled intermediate (their √λ term is the largest, not dominant).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -29,6 +38,43 @@ class RegimeMap:
     spectra: dict[str, Tensor]
     labels: dict[str, Tensor]
     by: str
+    batch_size: int = 1
+
+    def band_report(self, share: float = 0.9) -> dict:
+        """Which λ count as intermediate, and why the (6.9) band can be empty (module docstring).
+
+        Returns ``share`` h, ``interval`` [lo, hi] where the √λ term is ≥ h of g (None when empty),
+        ``intermediate_interval`` [lo, hi] where the √λ term is the largest term (the labels; None when empty),
+        ``fraction_in_band`` (share of all variables inside the band) and a one-sentence ``note``.
+        """
+        band = self.metric.band(share)
+        coefs = self.metric._class_coefficients() if isinstance(self.metric, PowerSum) else None
+        interval = None
+        if coefs is not None and coefs[1] > 0:
+            c0, c_half, c1 = coefs
+            lo, hi = (c0 / c_half) ** 2, (c_half / c1) ** 2 if c1 > 0 else math.inf
+            interval = [lo, hi] if lo < hi else None
+        lam = torch.cat([s.reshape(-1) for s in self.spectra.values()])
+        inside = (
+            0.0 if band is None or lam.numel() == 0 else float(((lam >= band[0]) & (lam <= band[1])).double().mean())
+        )
+        if band is not None:
+            note = f"the √λ term is ≥ {share:.0%} of g for λ in the band; {inside:.1%} of the variables lie there"
+        elif interval is not None:
+            note = (
+                f"no λ has the √λ term ≥ {share:.0%} of g (with g = ε + √λ + ζλ that needs εζ ≤ "
+                f"{((1 - share) / (2 * share)) ** 2:.3g}); variables labelled intermediate have the √λ term as the "
+                "largest of the terms, not a dominant one"
+            )
+        else:
+            note = "no λ has the √λ term as its largest term: no variable is intermediate (6.6)"
+        return {
+            "share": share,
+            "interval": None if band is None else list(band),
+            "intermediate_interval": interval,
+            "fraction_in_band": inside,
+            "note": note,
+        }
 
     def fractions(self) -> dict[str, dict[str, float]]:
         """Per layer and overall ("all"): the fraction of slow, intermediate and fast variables."""
@@ -50,6 +96,24 @@ class RegimeMap:
             table.add_row(name, str(n), *(f"{frac[k]:.1%}" for k in ("slow", "intermediate", "fast")))
         return table
 
+    def text(self) -> str:
+        """The fractions per layer as plain text (what ``print(rmap)`` shows)."""
+        from rich.console import Console
+
+        console = Console(width=100, file=io.StringIO())
+        console.print(self.table())
+        return console.file.getvalue()
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def axis_label(self) -> str:
+        """What the histogram's axis shows: the spectra divided by the batch size b (the noise an optimizer sees)."""
+        what = "λ (eigenvalue of κ" if self.by == "eigen" else "κ_ii"
+        if self.by == "eigen":
+            return f"log₁₀ {what}/b), b = {self.batch_size}" if self.batch_size != 1 else f"log₁₀ {what})"
+        return f"log₁₀ {what}/b, b = {self.batch_size}" if self.batch_size != 1 else f"log₁₀ {what}"
+
     def figure(self):
         """Histogram of log₁₀ λ per regime with the band edges of the law, and stacked fractions per layer."""
         import matplotlib.pyplot as plt
@@ -70,8 +134,8 @@ class RegimeMap:
             for edge in ((c0 / c_half) ** 2 if c_half else 0.0, (c_half / c1) ** 2 if c1 else 0.0):
                 if edge > 0:
                     ax_h.axvline(math.log10(edge), color="k", ls="--", lw=1)
-        ax_h.set(xlabel="log₁₀ λ (noise eigenvalue)" if self.by == "eigen" else "log₁₀ κ_ii", ylabel="count",
-                 title="noise spectrum by regime (dashed: ε², ζ⁻²)")  # fmt: skip
+        ax_h.set(xlabel=self.axis_label(), ylabel="count",
+                 title="noise spectrum by regime (dashed: crossovers of the dominant term)")  # fmt: skip
         ax_h.legend(fontsize=8)
         fractions = self.fractions()
         names = list(self.labels)
@@ -116,4 +180,4 @@ def regime_map(
         spectra = dict(source)
     spectra = {name: lam.detach().double().clamp_min(0.0) / batch_size for name, lam in spectra.items()}
     labels = {name: metric.regime(lam) for name, lam in spectra.items()}
-    return RegimeMap(metric=metric, spectra=spectra, labels=labels, by=by)
+    return RegimeMap(metric=metric, spectra=spectra, labels=labels, by=by, batch_size=int(batch_size))

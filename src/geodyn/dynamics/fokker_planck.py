@@ -198,8 +198,10 @@ class _FiniteVolume:
         """
         if scheme not in ("backward_euler", "crank_nicolson"):
             raise ValueError(f"scheme must be 'backward_euler' or 'crank_nicolson', got {scheme!r}")
-        if not (t_final >= 0 and dt > 0):
-            raise ValueError("need t_final >= 0 and dt > 0")
+        if not (t_final >= 0 and math.isfinite(t_final)):
+            raise ValueError(f"t_final must be a finite number >= 0, got {t_final!r}")
+        if not (dt > 0 and math.isfinite(dt)):
+            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
         n_steps = max(1, math.ceil(t_final / dt - 1e-9)) if t_final > 0 else 0
         h = t_final / n_steps if n_steps else 0.0
         times = [0.0, t_final] if save_at is None else list(save_at)
@@ -339,8 +341,10 @@ class FokkerPlanck1D(_FiniteVolume):
     ):
         self.model = _resolve_model(model, loss, grad, metric, kappa, gamma, divergence, per_sample)
         a, b = float(domain[0]), float(domain[1])
-        if not b > a or int(n) < 2:
-            raise ValueError("need domain (a, b) with b > a and n >= 2 cells")
+        if not b > a:
+            raise ValueError(f"domain must be (a, b) with b > a, got {domain!r}")
+        if int(n) < 2:
+            raise ValueError(f"n must be >= 2 cells, got {n!r}")
         self.n = int(n)
         self.boundary = _check_boundary(boundary)
         self.h = (b - a) / self.n
@@ -405,8 +409,10 @@ class FokkerPlanck2D(_FiniteVolume):
         self.model = _resolve_model(model, loss, grad, metric, kappa, gamma, divergence, per_sample)
         (ax, bx), (ay, by) = ((float(u), float(w)) for u, w in domain)
         nx, ny = (int(s) for s in shape)
-        if not (bx > ax and by > ay and nx >= 2 and ny >= 2):
-            raise ValueError("need increasing domain bounds and at least 2 cells per axis")
+        if not (bx > ax and by > ay):
+            raise ValueError(f"domain must be ((ax, bx), (ay, by)) with increasing bounds, got {domain!r}")
+        if not (nx >= 2 and ny >= 2):
+            raise ValueError(f"shape must have at least 2 cells per axis, got {shape!r}")
         if positivity not in ("enforce", "none"):
             raise ValueError(f"positivity must be 'enforce' or 'none', got {positivity!r}")
         bnd = (boundary, boundary) if isinstance(boundary, str) else tuple(boundary)

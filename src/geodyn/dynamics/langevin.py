@@ -149,8 +149,12 @@ class LangevinEnsemble:
             q = q.to(dtype=dtype or torch.float64)
         if device is not None:
             q = q.to(device=device)
-        if q.ndim != 2:
-            raise ValueError(f"q0 must have shape (M, N), got {tuple(q.shape)}")
+        if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] < 1:
+            raise ValueError(f"q0 must have shape (M, N) with M, N >= 1, got {tuple(q.shape)}")
+        if not bool(torch.isfinite(q).all()):
+            raise ValueError("q0 must be finite")
+        if not self.model.kappa_is_callable:
+            self.model.kappa_at(q[:1])  # a constant κ of the wrong size fails here, before any step
         q = q.clone()
         n_steps = int(n_steps)
         if n_steps < 0:

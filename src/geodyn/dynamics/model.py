@@ -180,6 +180,8 @@ class LearningModel:
             k = torch.as_tensor(kappa, dtype=torch.float64)
             if k.ndim > 2 or (k.ndim == 2 and k.shape[0] != k.shape[1]):
                 raise ValueError(f"a constant kappa must be a number, (N,) or (N, N), got shape {tuple(k.shape)}")
+            if not bool(torch.isfinite(k).all()):
+                raise ValueError(f"kappa must be finite, got {k.tolist()}")
             self._kappa_const = k
         self._cache: dict[tuple[torch.dtype, torch.device, int], Factors] = {}
         self._kappa_full: bool | None = None  # learned from the first κ(q) evaluated with derivatives

@@ -35,6 +35,9 @@ class JumpLaw:
         """Proposals q' ~ J(q → ·) for every genome of q (M, N); new tensor, q unchanged."""
         raise NotImplementedError
 
+    def check_genomes(self, q: Tensor) -> None:
+        """ValueError unless the law's parameters fit genomes q (M, N); laws without sized parameters accept any."""
+
     def covariance(self, dim: int) -> Tensor:
         """σ = E[Δq Δqᵀ] (N, N), float64 (4.7)–(4.10). Defined for continuous laws with one shared covariance."""
         raise TypeError(f"{type(self).__name__} has no single jump covariance")
@@ -82,6 +85,15 @@ class GaussianJump(JumpLaw):
     def per_genome(self) -> bool:
         """True when every genome has its own (diagonal) covariance."""
         return self.std is not None and self.std.ndim == 2
+
+    def check_genomes(self, q: Tensor) -> None:
+        """ValueError unless the jump's covariance fits genomes q (M, N)."""
+        if self.chol is not None and self.chol.shape[0] != q.shape[1]:
+            raise ValueError(f"jump covariance is {tuple(self.chol.shape)} but the genomes have length {q.shape[1]}")
+        if self.std is not None and self.std.ndim >= 1 and self.std.shape[-1] != q.shape[1]:
+            raise ValueError(f"jump std has {self.std.shape[-1]} entries but the genomes have length {q.shape[1]}")
+        if self.per_genome and self.std.shape[0] != q.shape[0]:
+            raise ValueError(f"per-genome jump std has {self.std.shape[0]} rows for {q.shape[0]} genomes")
 
     def sample(self, q: Tensor, generator: torch.Generator) -> Tensor:
         """q' = q + Δq with Δq = L z (σ = L Lᵀ) or std ∘ z, z ~ N(0, I)."""
@@ -131,6 +143,13 @@ class UniformJump(JumpLaw):
         if a.ndim > 1 or bool((a <= 0).any()):
             raise ValueError("half_width must be > 0, a number or (N,)")
         self.half_width = a
+
+    def check_genomes(self, q: Tensor) -> None:
+        """ValueError unless the half widths fit genomes q (M, N)."""
+        if self.half_width.ndim == 1 and self.half_width.shape[0] != q.shape[1]:
+            raise ValueError(
+                f"half_width has {self.half_width.shape[0]} entries but the genomes have length {q.shape[1]}"
+            )
 
     def sample(self, q: Tensor, generator: torch.Generator) -> Tensor:
         u = torch.rand(q.shape, generator=generator, dtype=q.dtype, device=q.device)

@@ -61,6 +61,17 @@ class Landscape:
     static: bool = True
     #: True for binary genomes (bool tensors), False for real vectors.
     discrete: bool = False
+    #: The genome length N (or L) the landscape is defined for; None when any length works.
+    dim: int | None = None
+
+    def check_genomes(self, q: Tensor, name: str = "genomes") -> None:
+        """ValueError naming ``name`` unless q has shape (M, dim) (any M ≥ 0 here; populations need M ≥ 1)."""
+        if q.ndim != 2:
+            raise ValueError(f"{name} must have shape (M, N), got {tuple(q.shape)}")
+        if self.dim is not None and q.shape[-1] != self.dim:
+            raise ValueError(
+                f"{name} have length {q.shape[-1]} but {type(self).__name__} is defined for length {self.dim}"
+            )
 
     def energy(self, q: Tensor, t: int = 0) -> Tensor:  # pragma: no cover - abstract
         """H(q, t), shape (M,)."""
@@ -98,18 +109,34 @@ class Quadratic(Landscape):
     def __init__(self, curvature: float | Tensor | Sequence = 1.0, center: float | Tensor | Sequence = 0.0, offset=0.0):
         self.curvature = _as_matrix_or_diag(curvature, "curvature")
         self.center = torch.as_tensor(center, dtype=torch.float64)
+        if self.center.ndim > 1:
+            raise ValueError(f"center must be a number or (N,), got shape {tuple(self.center.shape)}")
         self.offset = float(offset)
+        dims = {t.shape[-1] for t in (self.curvature, self.center) if t.ndim >= 1}
+        if len(dims) > 1:
+            raise ValueError(
+                f"curvature {tuple(self.curvature.shape)} and center {tuple(self.center.shape)} disagree on N"
+            )
+        self.dim = dims.pop() if dims else None
 
     def _k(self, q: Tensor) -> Tensor:
         return self.curvature.to(dtype=q.dtype, device=q.device)
 
     def grad(self, q: Tensor, t: int = 0) -> Tensor:
         """∇H = K (q − c)."""
+        self._check_last(q)
         x = q - self.center.to(dtype=q.dtype, device=q.device)
         k = self._k(q)
         return x @ k if k.ndim == 2 else k * x  # K symmetric
 
+    def _check_last(self, q: Tensor) -> None:
+        if self.dim is not None and q.shape[-1] != self.dim:
+            raise ValueError(
+                f"genomes have length {q.shape[-1]} but {type(self).__name__} is defined for length {self.dim}"
+            )
+
     def energy(self, q: Tensor, t: int = 0) -> Tensor:
+        self._check_last(q)
         x = q - self.center.to(dtype=q.dtype, device=q.device)
         k = self._k(q)
         kx = x @ k if k.ndim == 2 else k * x
@@ -181,6 +208,7 @@ class MovingOptimum(Landscape):
     def __init__(self, curvature: float | Tensor | Sequence, path: Callable[[int], Tensor]):
         self.quadratic = Quadratic(curvature)
         self.path = path
+        self.dim = self.quadratic.dim
 
     @classmethod
     def switching(cls, curvature, centers: Tensor | Sequence, period: int) -> MovingOptimum:
@@ -193,6 +221,7 @@ class MovingOptimum(Landscape):
             raise ValueError(f"period must be >= 1, got {period}")
         out = cls(curvature, lambda t: c[(int(t) // period) % c.shape[0]])
         out.period, out.centers = period, c
+        out.dim = c.shape[1]
         return out
 
     @classmethod
@@ -202,6 +231,7 @@ class MovingOptimum(Landscape):
         period = float(period)
         out = cls(curvature, lambda t: a * math.sin(2.0 * math.pi * t / period))
         out.period, out.amplitude = period, a
+        out.dim = a.shape[0] if a.ndim == 1 else out.dim
         return out
 
     def center(self, t: int) -> Tensor:
@@ -255,6 +285,7 @@ class NKLandscape(Landscape):
         else:
             raise ValueError(f"neighbours must be 'random' or 'adjacent', got {neighbours!r}")
         self.n, self.k, self.seed, self.mode, self.scale = n, k, int(seed), energy, float(scale)
+        self.dim = n
         self.loci = torch.cat([torch.arange(n).unsqueeze(-1), nbrs], dim=1).to(device)  # (n, k+1), own locus first
         self.tables = torch.rand(n, 2 ** (k + 1), generator=gen, dtype=torch.float64).to(device)  # f_i
         if n * 2 ** (k + 1) >= 2**24:
@@ -310,6 +341,9 @@ class TableLandscape(Landscape):
         if v.ndim != 1 or v.numel() != 2**length or length < 1:
             raise ValueError(f"values must have 2^L entries (L >= 1), got shape {tuple(v.shape)}")
         self.values, self.n = v, length
+        self.dim = length
 
     def energy(self, x: Tensor, t: int = 0) -> Tensor:
+        if x.shape[-1] != self.n:  # a shorter genome would silently index the wrong entries
+            raise ValueError(f"genomes must have {self.n} loci for a table of {2**self.n} entries, got {x.shape[-1]}")
         return self.values.to(x.device)[genome_index(x)]

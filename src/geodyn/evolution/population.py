@@ -97,8 +97,10 @@ class Population:
             q = q.bool()
         elif not q.is_floating_point():
             q = q.to(torch.float64)
-        if q.ndim != 2:
-            raise ValueError(f"genomes must have shape (M, N), got {tuple(q.shape)}")
+        if q.ndim != 2 or q.shape[0] < 1 or q.shape[1] < 1:
+            raise ValueError(f"genomes must have shape (M, N) with M, N >= 1, got {tuple(q.shape)}")
+        model.landscape.check_genomes(q)
+        model.jump.check_genomes(q)
         self.genomes = q.clone()
         demes = int(demes)
         if demes < 1 or q.shape[0] % demes:

@@ -9,11 +9,17 @@ Layout of a run folder::
     experiments/<name>/<figure>.png
 
 Each experiment's folder is written as soon as it finishes, so an interrupted run keeps what finished and a
-rerun skips it (unless forced).
+rerun skips it (unless forced) — but only when the result was made by the same configuration: experiment, size,
+seed, geodyn version and a fingerprint of the experiment's code (a hash of its module's source) must all match,
+and each result.json records them. A run of some experiments (``only``) into a folder that holds others merges:
+results.json and report.html show every finished experiment of the folder at that size.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import io
 import json
 import time
@@ -62,6 +68,10 @@ class ExperimentResult(BaseModel):
     data: dict[str, Any] = {}
     seconds: float = 0.0
     error: str = ""
+    # provenance: a cached result is reused only when all of these match the current run
+    seed: int | None = None
+    geodyn_version: str = ""
+    code_fingerprint: str = ""
 
 
 class RunResults(BaseModel):
@@ -147,6 +157,29 @@ def _run_one_inner(
     return result, pngs
 
 
+@functools.cache
+def _module_fingerprint(module_name: str) -> str:
+    import sys
+
+    module = sys.modules.get(module_name)
+    try:
+        source = inspect.getsource(module) if module is not None else ""
+    except (OSError, TypeError):  # no source (e.g. a frozen module): never matches, so never reused
+        return ""
+    return hashlib.sha256(source.encode()).hexdigest()[:16] if source else ""
+
+
+def code_fingerprint(exp: Experiment) -> str:
+    """A hash of the source of the module that defines ``exp.run`` (changes whenever that code changes)."""
+    run = inspect.unwrap(exp.run)
+    return _module_fingerprint(getattr(run, "__module__", "") or "")
+
+
+def provenance(exp: Experiment, seed: int) -> dict[str, Any]:
+    """What a cached result must match to be reused (besides name and size): seed, version, code fingerprint."""
+    return {"seed": int(seed), "geodyn_version": geodyn.__version__, "code_fingerprint": code_fingerprint(exp)}
+
+
 def _save(folder: Path, result: ExperimentResult, pngs: dict[str, bytes]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for filename, data in pngs.items():
@@ -155,7 +188,8 @@ def _save(folder: Path, result: ExperimentResult, pngs: dict[str, bytes]) -> Non
         (folder / "result.json").write_text(result.model_dump_json(indent=2))
 
 
-def _load_finished(path: Path, size: str) -> ExperimentResult | None:
+def _load_finished(path: Path, size: str, expected: dict[str, Any] | None = None) -> ExperimentResult | None:
+    """The finished result at ``path`` if it has this schema and size (and, when given, the provenance)."""
     if not path.exists():
         return None
     try:
@@ -163,7 +197,11 @@ def _load_finished(path: Path, size: str) -> ExperimentResult | None:
     except ValueError:
         return None
     current = result.schema_version == SCHEMA_VERSION
-    return result if current and result.size == size and result.status == "done" else None
+    if not (current and result.size == size and result.status == "done"):
+        return None
+    if expected is not None and any(getattr(result, k) != v for k, v in expected.items()):
+        return None
+    return result
 
 
 def run_experiments(
@@ -184,7 +222,9 @@ def run_experiments(
 
     ``threads`` sets torch's intra-op threads while an experiment runs (default 1: the experiments use small
     tensors, for which more threads do not help and stall badly when another process holds a core; None keeps
-    torch's setting). Finished experiments of the same size are reused unless ``force``. On KeyboardInterrupt
+    torch's setting). A finished experiment is reused unless ``force`` when its size, seed, geodyn version and code
+    fingerprint match (:func:`provenance`); finished experiments of the folder that were not selected are merged
+    into results.json and the report (same size, any seed: each records its own). On KeyboardInterrupt
     the finished ones are written, the rest are listed as missing, and the results come with ``interrupted=True``.
     With a ``backend`` (:mod:`geodyn.backends`, e.g. Ray) every experiment is submitted at once and runs as one
     task there; results and figures come back to this process, which writes the run folder.
@@ -201,8 +241,10 @@ def run_experiments(
     results: list[ExperimentResult] = []
     interrupted = False
     queued: list[Experiment] = []
+    stamp = {exp.name: provenance(exp, seed) for exp in selected}
     for exp in selected:
-        cached = None if force else _load_finished(out / "experiments" / exp.name / "result.json", size)
+        path = out / "experiments" / exp.name / "result.json"
+        cached = None if force else _load_finished(path, size, stamp[exp.name])
         if cached is not None:
             results.append(cached)
             on_finish(exp, cached, True)
@@ -213,6 +255,7 @@ def run_experiments(
             for exp in queued:
                 on_start(exp)
                 result, pngs = _run_one(exp, size, seed, lambda f, exp=exp: on_progress(exp, f), threads)
+                result = result.model_copy(update=stamp[exp.name])
                 _save(out / "experiments" / exp.name, result, pngs)
                 results.append(result)
                 on_finish(exp, result, False)
@@ -224,6 +267,7 @@ def run_experiments(
             for future in as_completed(futures):
                 exp = futures[future]
                 result, pngs = future.result()
+                result = result.model_copy(update=stamp[exp.name])
                 _save(out / "experiments" / exp.name, result, pngs)
                 results.append(result)
                 on_finish(exp, result, False)
@@ -231,17 +275,25 @@ def run_experiments(
         interrupted = True
         if backend is not None:
             backend.close(cancel=True)
-    order = {e.name: i for i, e in enumerate(selected)}
+    done = {r.name for r in results}
+    missing = [e.name for e in selected if e.name not in done]
+    # merge: every other finished experiment of this folder and size stays in results.json and the report
+    chosen = {e.name for e in selected}
+    for exp in registry:
+        if exp.name not in chosen:
+            kept = _load_finished(out / "experiments" / exp.name / "result.json", size)
+            if kept is not None:
+                results.append(kept)
+    order = {e.name: i for i, e in enumerate(registry)}
     results.sort(key=lambda r: order.get(r.name, len(order)))
 
-    done = {r.name for r in results}
     run = RunResults(
         geodyn_version=geodyn.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         size=size,
         environment=environment(),
         experiments=results,
-        missing=[e.name for e in selected if e.name not in done],
+        missing=missing,
         interrupted=interrupted,
     )
     (out / "results.json").write_text(run.model_dump_json(indent=2))

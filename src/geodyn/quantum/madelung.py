@@ -87,8 +87,9 @@ def _variant(variant: str) -> str:
 def planck_constant(gamma: float, beta: float, variant: str = "A") -> float:
     """ħ of (3.12): 2√(γ/β) (variant A, default) or √(2γ/β) (variant B). Only A makes (3.7)–(3.9) equivalent
     to (3.11) with m of (3.13) (see the module docstring); both give ħ² ∝ γ/β."""
-    if not (gamma > 0 and beta > 0):
-        raise ValueError(f"gamma and beta must be > 0, got {gamma!r}, {beta!r}")
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return 2.0 * math.sqrt(gamma / beta) if _variant(variant) == "A" else math.sqrt(2.0 * gamma / beta)
 
 
@@ -241,6 +242,9 @@ def effective_potential(
             ``"fd2"`` — second-order differences of grid values (``np.gradient``, one-sided at the box edges since
             H̄ need not be periodic).
     """
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     ndim = grid.ndim
     if derivatives == "autograd":
         if not callable(loss) or not (metric is None or np.isscalar(metric) or callable(metric)):

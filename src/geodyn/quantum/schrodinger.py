@@ -66,8 +66,14 @@ class Hamiltonian:
     """
 
     def __init__(self, grid: Grid, hbar: float, mass: float, potential: Any = 0.0, metric: Any = None):
-        if not (hbar > 0 and mass > 0):
-            raise ValueError(f"hbar and mass must be > 0, got {hbar!r}, {mass!r}")
+        if not (hbar > 0 and math.isfinite(hbar)):
+            raise ValueError(f"hbar must be a finite number > 0, got {hbar!r}")
+        if not (mass > 0 and math.isfinite(mass)):
+            raise ValueError(f"mass must be a finite number > 0, got {mass!r}")
+        if not callable(potential) and np.ndim(potential) and np.shape(potential) != grid.shape:
+            raise ValueError(
+                f"potential must be a number or an array of the grid shape {grid.shape}, got {np.shape(potential)}"
+            )
         self.grid = grid
         self.hbar = float(hbar)
         self.mass = float(mass)
@@ -150,8 +156,8 @@ class _Solver:
     scheme = "fd2"
 
     def __init__(self, dt: float):
-        if not dt > 0:
-            raise ValueError(f"dt must be > 0, got {dt!r}")
+        if not (dt > 0 and math.isfinite(dt)):
+            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
         self.dt = float(dt)
         self._cache: dict[tuple, tuple] = {}
 
@@ -390,6 +396,8 @@ def evolve(
     Between consecutive save times the solver takes equal steps no longer than ``solver.dt``. ψ0 is used as given
     (not normalised): a norm drift is then a property of the method, see :meth:`Solution.norm_drift`.
     """
+    if not (math.isfinite(t0) and math.isfinite(t1) and t1 >= t0):
+        raise ValueError(f"need finite t0 <= t1, got t0={t0!r}, t1={t1!r}")
     saveat = saveat or SaveAt()
     ts = [t0, t1] if saveat.ts is None else sorted(float(t) for t in saveat.ts)
     if ts and (ts[0] < t0 - 1e-12 or ts[-1] > t1 + 1e-12):
@@ -450,6 +458,10 @@ def ground_state(
     as width (positive, so it overlaps the nodeless ground state).
     """
     grid = hamiltonian.grid
+    if dtau is not None and not (dtau > 0 and math.isfinite(dtau)):
+        raise ValueError(f"dtau must be a finite number > 0, got {dtau!r}")
+    if int(check_every) < 1:
+        raise ValueError(f"check_every must be >= 1, got {check_every!r}")
     if psi0 is None:
         idx = np.unravel_index(np.argmin(hamiltonian.potential), grid.shape)
         center = [ax[i] for ax, i in zip(grid.axes, idx)]
