@@ -239,9 +239,13 @@ class CovariantOptimizer(Optimizer):
             if name in state or name not in self.__dict__:
                 setattr(self, name, state.pop(name, default))
         super().__setstate__(state)
-        for group in self.param_groups:  # settings added after an object was pickled take their defaults
-            for key, value in self._own_defaults().items():
+        for group in self.param_groups:  # settings added after an object was pickled take their legacy values
+            for key, value in {**self._own_defaults(), **self.legacy_settings}.items():
                 group.setdefault(key, value)
+
+    #: Settings added after a release, with the values under which a group saved before then steps as it did
+    #: (they take precedence over the constructor's defaults when a saved group lacks them).
+    legacy_settings: dict[str, Any] = {}
 
     def _own_defaults(self) -> dict[str, Any]:
         # torch's __setstate__ adds "differentiable" to the defaults; no geodyn group has that setting.
@@ -266,7 +270,7 @@ class CovariantOptimizer(Optimizer):
             current = self.param_groups[index]["metric"] if index < len(self.param_groups) else None
             # Settings missing from an older state dict take the optimizer's defaults, as torch's optimizers do.
             metric = _rebuild_metric(saved.get("metric", self.defaults["metric"]), current, index)
-            group = {**self._own_defaults(), **saved, "metric": metric}
+            group = {**self._own_defaults(), **self.legacy_settings, **saved, "metric": metric}
             if "betas" in group and isinstance(group["betas"], list):
                 group["betas"] = tuple(group["betas"])
             self._validate(group)

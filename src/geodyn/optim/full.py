@@ -19,7 +19,7 @@ from torch import Tensor
 from geodyn.metric import MetricLaw
 from geodyn.optim.base import CovariantOptimizer, group_options, validate_hyperparameters
 from geodyn.optim.distributed import refuse_dtensors
-from geodyn.optim.kron import matrix_step, structure_options, validate_spectral
+from geodyn.optim.kron import LEGACY_STRUCTURE_SETTINGS, matrix_step, structure_options, validate_spectral
 
 __all__ = ["FullCGD"]
 
@@ -43,6 +43,8 @@ class FullCGD(CovariantOptimizer):
     Runs in one process or under DistributedDataParallel; DTensor parameters (FSDP2, tensor parallel) are refused
     with a TypeError, since κ̂ couples every element of the group.
     """
+
+    legacy_settings = LEGACY_STRUCTURE_SETTINGS
 
     def __init__(
         self,

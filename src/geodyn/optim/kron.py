@@ -44,6 +44,17 @@ from geodyn.optim.spectral import PseudoInverseLaw, clipped_eigh, damp, default_
 
 __all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES", "GRAFTINGS"]
 
+
+#: Groups saved before these settings existed step as they did: no damping, no grafting.
+LEGACY_STRUCTURE_SETTINGS: dict[str, Any] = {
+    "rcond": None,
+    "damping": 0.0,
+    "relative_damping": True,
+    "grafting": None,
+    "grafting_eps": 1e-8,
+}
+
+
 SPECTRA = ("kron", "adaptive")
 SIDES = ("both", "left", "right", "smaller")
 GRAFTINGS = (None, "adam")
@@ -216,6 +227,8 @@ class KronCGD(CovariantOptimizer):
     refused with a TypeError: the factors L, R and their eigenbases need the whole matrix.
     """
 
+    legacy_settings = LEGACY_STRUCTURE_SETTINGS
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
@@ -334,9 +347,7 @@ def _validate_structure(group: dict[str, Any]) -> None:
 
 def structure_options(group: dict[str, Any]) -> dict[str, Any]:
     """The pseudo-inverse, damping and grafting settings of a group, as :func:`matrix_step` takes them."""
-    # Groups saved before these settings existed load without them: they step as they did (no damping or grafting).
-    legacy = {"rcond": None, "damping": 0.0, "relative_damping": True, "grafting": None, "grafting_eps": 1e-8}
-    return {key: group.get(key, value) for key, value in legacy.items()}
+    return {key: group.get(key, value) for key, value in LEGACY_STRUCTURE_SETTINGS.items()}
 
 
 def validate_spectral(group: dict[str, Any]) -> None:
