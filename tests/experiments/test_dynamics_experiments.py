@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import geodyn.experiments.alpha_of_optimizers as alpha_exp
 import geodyn.experiments.dynamics_experiments as dyn
 from geodyn.experiments.registry import REGISTRY, Verdict
 
@@ -38,5 +39,5 @@ def test_alpha_of_optimizers_runs_at_quick_size():
     assert outcome.verdict in set(Verdict)
     sgd = outcome.data["SGD"]["alpha"]
     assert sgd == pytest.approx(0.0, abs=1e-6)  # Δq = −γG exactly: the fit has slope 1
-    for label, *_ in dyn.OPTIMIZERS:
+    for label, *_ in alpha_exp.OPTIMIZERS:
         assert label in outcome.data
