@@ -175,6 +175,10 @@ def walkers_vs_fokker_planck(ctx: Context) -> Outcome:
         gens = [torch.Generator().manual_seed(base + k) for k in range(n_seeds)]
         return [torch.as_tensor(mu0) + sigma0 * torch.randn(m, 2, generator=g, dtype=torch.float64) for g in gens]
 
+    def check(label, agreement):
+        return _check(f"{label}: L1(walker histogram, Fokker–Planck) at t = {t_final:g}", agreement, m, n_seeds,
+                      n_grid, n_bins)  # fmt: skip
+
     checks, controls, data, panels = [], [], {}, []
     wrong_d = "(2.7) with D = γ² g⁻¹κg⁻¹ (the ½ dropped), solved on the same grids, against the same walkers"
     start = time.perf_counter()
@@ -198,16 +202,7 @@ def walkers_vs_fokker_planck(ctx: Context) -> Outcome:
 
             (fp, sol, grid), grid2 = grids(model)
             a = _agreement(walk, walk2, grid, grid2, m)
-            checks.append(
-                _check(
-                    f"α = {alpha:g}: L1(walker histogram, Fokker–Planck) at t = {t_final:g}",
-                    a,
-                    m,
-                    n_seeds,
-                    n_grid,
-                    n_bins,
-                )  # fmt: skip
-            )
+            checks.append(check(f"α = {alpha:g}", a))
             entry = {"agreement": a}
             # the Itô drift ∂_ν D^{μν} vanishes where D is constant (α = ½ here: D = γ²/2 I); there leaving it out
             # is the same theory, not a wrong one, so that control runs only where the drift is measured non-zero
@@ -225,16 +220,7 @@ def walkers_vs_fokker_planck(ctx: Context) -> Outcome:
                         f"walkers without the Itô drift, α = {alpha:g}",
                         "Euler–Maruyama without ∂_ν D^{μν} (its density solves the Itô form ∂_μ∂_ν(D^{μν}p), not "
                         f"(2.7)); D depends on q at α = {alpha:g} (max |∂_ν D^{{μν}}| = {ito_size:.3f} on the grid)",
-                        [
-                            _check(
-                                f"α = {alpha:g}, no Itô drift: L1(walker histogram, Fokker–Planck) at t = {t_final:g}",
-                                b,
-                                m,
-                                n_seeds,
-                                n_grid,
-                                n_bins,
-                            )
-                        ],  # fmt: skip
+                        [check(f"α = {alpha:g}, no Itô drift", b)],
                     )
                 )
             wrong = _DoubledDiffusion(lambda q: double_well(q, scale), **args)
@@ -245,16 +231,7 @@ def walkers_vs_fokker_planck(ctx: Context) -> Outcome:
                 Control(
                     f"Fokker–Planck with D doubled, α = {alpha:g}",
                     wrong_d,
-                    [
-                        _check(
-                            f"α = {alpha:g}, D doubled: L1(walker histogram, Fokker–Planck) at t = {t_final:g}",
-                            c,
-                            m,
-                            n_seeds,
-                            n_grid,
-                            n_bins,
-                        )
-                    ],  # fmt: skip
+                    [check(f"α = {alpha:g}, D doubled", c)],
                 )
             )
             data[f"alpha={alpha:g}"] = entry
