@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import geodyn.experiments.alpha_of_optimizers as alpha_exp
 import geodyn.experiments.dynamics_experiments as dyn
 from geodyn.experiments.registry import REGISTRY, Verdict
 
@@ -24,11 +25,30 @@ def _run(name):
 def test_walkers_match_fokker_planck_at_quick_size():
     outcome = _run("walkers-vs-fokker-planck")
     assert len(outcome.checks) == len(dyn.ALPHAS)
-    assert outcome.verdict is Verdict.REPRODUCED, [c for c in outcome.checks if not c.passed]
-    # the Itô drift matters where D depends on q (α ≠ ½): leaving it out breaks the agreement
+    assert outcome.verdict is Verdict.REPRODUCED, outcome.failed()
+    # recorded controls: walkers without the Itô drift where D depends on q (α = 0, 1), the grid with D doubled
+    # at every α; each is rejected by the claim's own check
+    assert [c.name for c in outcome.controls] == [
+        "walkers without the Itô drift, α = 0",
+        "Fokker–Planck with D doubled, α = 0",
+        "Fokker–Planck with D doubled, α = 0.5",
+        "walkers without the Itô drift, α = 1",
+        "Fokker–Planck with D doubled, α = 1",
+    ]
+    assert all(c.rejected for c in outcome.controls)
     for alpha in (0.0, 1.0):
         d = outcome.data[f"alpha={alpha:g}"]
-        assert d["l1_without_ito_drift"] > d["tolerance"]
+        assert d["without_ito_drift"]["l1"] > 2 * d["agreement"]["tolerance"]
+    # two ensembles at quick size, an interval over them, and a note saying so
+    for alpha in dyn.ALPHAS:
+        a = outcome.data[f"alpha={alpha:g}"]["agreement"]
+        lo, hi = a["l1_per_ensemble_interval"]
+        assert len(a["l1_per_ensemble"]) == 2 and lo <= sum(a["l1_per_ensemble"]) / 2 <= hi
+    assert any("2 walker ensembles" in n for n in outcome.notes)
+    # heat maps carry colour bars (one extra axes each) and every panel names its axes
+    fig = outcome.figures["densities"]
+    assert len(fig.axes) == len(dyn.ALPHAS) * (5 + 3)
+    assert all(ax.get_xlabel() for ax in fig.axes if ax.get_label() != "<colorbar>")
 
 
 def test_alpha_of_optimizers_runs_at_quick_size():
@@ -38,5 +58,5 @@ def test_alpha_of_optimizers_runs_at_quick_size():
     assert outcome.verdict in set(Verdict)
     sgd = outcome.data["SGD"]["alpha"]
     assert sgd == pytest.approx(0.0, abs=1e-6)  # Δq = −γG exactly: the fit has slope 1
-    for label, *_ in dyn.OPTIMIZERS:
+    for label, *_ in alpha_exp.OPTIMIZERS:
         assert label in outcome.data

@@ -1,6 +1,7 @@
 """Every claim of the paper as an experiment; importing this package registers them all."""
 
 from geodyn.experiments import (  # noqa: F401  (importing registers them)
+    alpha_of_optimizers,
     dynamics_experiments,
     exact_limits,
     fluctuations,
