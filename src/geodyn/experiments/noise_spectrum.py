@@ -15,6 +15,9 @@ Checks (thresholds fixed in advance): the reported values span at least ``MIN_DE
 (EQUATIONS.md §5 convention: the √λ term is the largest of ε, √λ, ζλ, i.e. ε² < λ < ζ⁻²) — both on the lower end of
 the 95 % interval of every seed. Controls run the same pipeline on isotropic noise, on shuffled gradients and on κ
 of a loss 10⁵ times larger.
+
+No tail shape is tested: the paper claims a wide spectrum, not a power law (the Clauset–Shalizi–Newman comparison
+of :mod:`geodyn.analysis.spectrum` stays available as a tool).
 """
 
 from __future__ import annotations
