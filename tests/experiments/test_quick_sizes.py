@@ -1,6 +1,7 @@
-"""Every registered experiment runs at its quick size (what `make demo` runs), runs negative controls, and
-reproduces: its checks pass and every control is rejected. The fault-injection tests
-(tests/experiments/test_faults_*.py) show that the same checks go red when the science is broken."""
+"""Every registered experiment runs at its quick size (what `make demo` runs) and runs negative controls that its
+checks reject. Every experiment reproduces except those whose claim fails under a fair protocol (listed with the
+measured reason). The fault-injection tests (tests/experiments/test_faults_*.py) show that the same checks go red
+when the science is broken."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import pytest
 
 from geodyn.experiments import REGISTRY
 from geodyn.experiments.registry import Verdict
+
+#: Claims that do not hold under the experiment's protocol, with the verdict measured at quick size. A change of
+#: verdict here is news about the claim, not a flaky test: update the list and the closing note together.
+NOT_REPRODUCED_AT_QUICK_SIZE = {
+    # g = ε + Ĉ^½: full beats diagonal on the multiplication task but not on Rosenbrock, and diagonal CGD does not
+    # beat Adam by the declared 10 % margin on either task (paired Wilcoxon over seeds).
+    "optimizer-ordering": Verdict.PARTLY,
+}
 
 
 @pytest.mark.slow
@@ -19,7 +28,9 @@ def test_quick_size_runs(name):
     assert outcome.checks, "an experiment must measure something"
     assert outcome.controls, "an experiment must run at least one negative control"
     assert all(control.checks for control in outcome.controls)
-    assert outcome.verdict is Verdict.REPRODUCED, outcome.failed()
+    assert all(control.rejected for control in outcome.controls), outcome.failed()
+    expected = NOT_REPRODUCED_AT_QUICK_SIZE.get(name, Verdict.REPRODUCED)
+    assert outcome.verdict is expected, outcome.failed()
     assert outcome.figures
     assert fractions and fractions[-1] == pytest.approx(1.0)
     assert all(0.0 <= f <= 1.0 for f in fractions)
