@@ -233,7 +233,7 @@ def _measure_all(probe, rows, beta2, steps, seed):
     "AdaBelief are efficient learners (α = ½), natural gradient is the quantum regime (α = 1); SGD (α = 0) and "
     "exponents shifted by ¼ must fail the same checks.",
     section="Sec. 5 Neural physics",
-    quick={"seeds": 1, "hidden": 32, "train_steps": 300, "beta2": 0.98, "steps": 400, "transformer": False},
+    quick={"seeds": 1, "hidden": 32, "train_steps": 200, "beta2": 0.95, "steps": 320, "transformer": False},
     full={"seeds": 5, "hidden": 64, "train_steps": 1500, "beta2": 0.99, "steps": 1000, "transformer": True,
           "transformer_train_steps": 300, "windows": 512, "transformer_steps": 300},
 )  # fmt: skip

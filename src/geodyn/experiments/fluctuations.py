@@ -92,7 +92,7 @@ def _checks(label, runs, claimed, beta2, steps):
     "noise curved (γ²κ), α = ½ makes every standard deviation equal γ, α = 1 gives γ²/κ — measured on a real "
     "network's gradient noise against its per-example κ/b.",
     section="Sec. 5 Neural physics",
-    quick={"seeds": 1, "hidden": 32, "beta2": 0.98, "steps": 400},
+    quick={"seeds": 1, "hidden": 32, "beta2": 0.95, "steps": 320},
     full={"seeds": 5, "hidden": 64, "beta2": 0.995, "steps": 2000},
 )
 def fluctuation_exponent(ctx: Context) -> Outcome:
