@@ -55,8 +55,9 @@ def _threads(n: int):
 class Probe:
     """A trained network held at fixed parameters: its minibatch loss, the per-example κ/b and the tilt ∇H̄.
 
-    ``mask`` selects the variables that enter the fits (all with κ > 0, or a documented subset). ``kurtosis`` is
-    the kurtosis of each component of the minibatch gradient, 3 + (k₁ − 3)/b from the per-example kurtosis k₁.
+    ``mask`` selects the variables that enter the fits (all with κ above the round-off floor, or a documented
+    subset). ``kurtosis`` is the kurtosis of each component of the minibatch gradient, 3 + (k₁ − 3)/b from the
+    per-example kurtosis k₁.
     """
 
     name: str
@@ -99,7 +100,11 @@ def _pool_probe(name, model, inputs, targets, loss_one, batch, mask_of=None, vma
     kurtosis = 3.0 + (centred.pow(4).mean(0) / second.clamp_min(1e-300).pow(2) - 3.0) / batch
     tilt = _split(samples.mean(0), params)
     del noise, samples, centred
-    mask = kappa > 0
+    # A gradient that vanishes in exact arithmetic (the key biases of attention: softmax is shift invariant) leaves
+    # only round-off, κ ≲ (u max|g|)²; such variables would dominate a log-log fit from decades below the rest.
+    # Kept: √κ at least 100 round-off units of the largest noise component.
+    unit = torch.finfo(params[0].dtype).eps
+    mask = kappa > kappa.max() * (100 * unit) ** 2
     if mask_of is not None:
         mask &= mask_of
     n = len(inputs)
