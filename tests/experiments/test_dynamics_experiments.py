@@ -1,11 +1,11 @@
-"""The two dynamics experiments run at quick size: walkers vs Fokker–Planck (2.7) and α of optimizers (2.8)–(2.9)."""
+"""The walkers-vs-Fokker–Planck experiment runs at quick size (2.7); alpha-of-optimizers is tested with the other
+step-fluctuation experiments in test_faults_fluct.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import geodyn.experiments.alpha_of_optimizers as alpha_exp
 import geodyn.experiments.dynamics_experiments as dyn
 from geodyn.experiments.registry import REGISTRY, Verdict
 
@@ -49,14 +49,3 @@ def test_walkers_match_fokker_planck_at_quick_size():
     fig = outcome.figures["densities"]
     assert len(fig.axes) == len(dyn.ALPHAS) * (5 + 3)
     assert all(ax.get_xlabel() for ax in fig.axes if ax.get_label() != "<colorbar>")
-
-
-def test_alpha_of_optimizers_runs_at_quick_size():
-    outcome = _run("alpha-of-optimizers")
-    names = [c.name for c in outcome.checks]
-    assert len(names) == 4 and any("SGD" in n for n in names)
-    assert outcome.verdict in set(Verdict)
-    sgd = outcome.data["SGD"]["alpha"]
-    assert sgd == pytest.approx(0.0, abs=1e-6)  # Δq = −γG exactly: the fit has slope 1
-    for label, *_ in alpha_exp.OPTIMIZERS:
-        assert label in outcome.data
