@@ -25,7 +25,13 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-VERDICT_STYLE = {"reproduced": "green", "partly": "yellow", "not reproduced": "red"}
+VERDICT_STYLE = {
+    "reproduced": "green",
+    "inconclusive": "blue",
+    "partly": "yellow",
+    "not reproduced": "red",
+    "error": "bold red",
+}
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -9,7 +9,17 @@ import matplotlib.pyplot as plt
 import pytest
 
 from geodyn.experiments import REGISTRY
-from geodyn.experiments.registry import Check, Context, Outcome, Registry, Verdict, experiment, verdict_of
+from geodyn.experiments.registry import (
+    Check,
+    Context,
+    Control,
+    Finding,
+    Outcome,
+    Registry,
+    Verdict,
+    experiment,
+    verdict_of,
+)
 from geodyn.experiments.runner import SCHEMA_VERSION, load_results, run_experiments
 
 
@@ -23,10 +33,25 @@ def test_check_two_sided_and_one_sided():
 
 def test_verdict_logic():
     ok, bad = Check("ok", 0.0, 1.0, expected=0.0), Check("bad", 5.0, 1.0, expected=0.0)
-    assert verdict_of([ok, ok]) is Verdict.REPRODUCED
-    assert verdict_of([ok, bad]) is Verdict.PARTLY
-    assert verdict_of([bad]) is Verdict.NOT_REPRODUCED
-    assert verdict_of([]) is Verdict.NOT_REPRODUCED
+    rejected, accepted = Control("wrong", "a wrong variant", [ok, bad]), Control("lucky", "passes too", [ok])
+    assert rejected.rejected and not accepted.rejected
+    assert not Control("empty", "no checks", []).rejected  # nothing measured cannot reject anything
+    assert verdict_of([ok, ok], [rejected]) is Verdict.REPRODUCED
+    assert verdict_of([ok, ok], [rejected, accepted]) is Verdict.INCONCLUSIVE
+    assert verdict_of([ok, ok]) is Verdict.INCONCLUSIVE  # no control: cannot tell right from wrong
+    assert verdict_of([ok, bad], [rejected]) is Verdict.PARTLY
+    assert verdict_of([bad], [rejected]) is Verdict.NOT_REPRODUCED
+    assert verdict_of([], [rejected]) is Verdict.NOT_REPRODUCED
+    outcome = Outcome(checks=[ok, bad], controls=[accepted])
+    assert outcome.verdict is Verdict.PARTLY
+    assert len(outcome.failed()) == 2 and "lucky" in outcome.failed()[1]
+
+
+def test_finding_is_established_only_by_passing_checks():
+    ok, bad = Check("ok", 0.0, 1.0, expected=0.0), Check("bad", 5.0, 1.0, expected=0.0)
+    assert Finding("t", "s", "d", [ok]).established
+    assert not Finding("t", "s", "d", [ok, bad]).established
+    assert not Finding("t", "s", "d", []).established
 
 
 def test_registry_refuses_duplicates_and_missing_sizes():
@@ -70,8 +95,11 @@ def _toy_registry(interrupt_at: str | None = None, calls: list[str] | None = Non
                 raise KeyboardInterrupt
             fig, ax = plt.subplots()
             ax.plot(range(ctx.params["n"]))
+            wrong = Check("value of a wrong variant", value + 2.0, 0.5, expected=1.0)
             return Outcome(
                 checks=[Check("value", value, 0.5, expected=1.0)],
+                controls=[Control("shifted", "the value moved by 2", [wrong])],
+                findings=[Finding(f"finding of {name}", "a statement", "d = 0", [Check("d", 0.0, 0.0, 0.0)])],
                 figures={"line": fig},
                 data={"n": ctx.params["n"]},
                 summary=f"toy {name}",
@@ -89,11 +117,15 @@ def test_run_folder_contents(tmp_path):
     raw = json.loads((tmp_path / "results.json").read_text())
     assert raw["schema_version"] == SCHEMA_VERSION and raw["size"] == "quick"
     assert raw["experiments"][0]["data"] == {"n": 3}
+    assert raw["experiments"][0]["controls"][0]["rejected"] is True
+    assert raw["experiments"][0]["controls"][0]["checks"][0]["value"] == 3.0
+    assert raw["experiments"][0]["findings"][0]["established"] is True
     assert (tmp_path / "experiments" / "first" / "line.png").stat().st_size > 1000
     assert "size" in (tmp_path / "config.toml").read_text()
     html = (tmp_path / "report.html").read_text()
     for name in ("first", "second", "third"):
         assert f'data-experiment="{name}"' in html
+    assert "the value moved by 2" in html and "finding of first" in html and 'id="findings"' in html
     assert "data:image/png;base64," in html
     assert load_results(tmp_path).experiments[1].verdict == "not reproduced"
 
@@ -119,6 +151,15 @@ def test_interrupt_keeps_finished_and_rerun_skips_them(tmp_path):
     run_experiments(_toy_registry(calls=calls), tmp_path, size="full", only=["third"])
     assert calls == ["third"]  # a finished quick result does not stand in for the full size
 
+    # a result written by an older schema (no controls) is run again, never shown with its old verdict
+    path = tmp_path / "experiments" / "first" / "result.json"
+    raw = json.loads(path.read_text())
+    raw.pop("schema_version")
+    path.write_text(json.dumps(raw))
+    calls.clear()
+    run_experiments(_toy_registry(calls=calls), tmp_path, only=["first", "second"])
+    assert calls == ["first"]
+
 
 def test_failing_experiment_is_reported_not_fatal(tmp_path):
     reg = Registry()
@@ -127,8 +168,13 @@ def test_failing_experiment_is_reported_not_fatal(tmp_path):
     def boom(ctx):
         raise RuntimeError("deliberate failure")
 
+    @experiment("needs", equations=("9.9",), statement="imports", section="S", quick={}, full={}, registry=reg)
+    def needs(ctx):
+        import geodyn_no_such_module  # noqa: F401
+
     run = run_experiments(reg, tmp_path)
-    assert run.experiments[0].status == "error"
+    assert run.experiments[0].status == "error" and run.experiments[0].verdict == "error"
+    assert run.experiments[1].verdict == "error" and run.experiments[1].error.startswith("missing dependency")
     assert "deliberate failure" in run.experiments[0].error
     assert not (tmp_path / "experiments" / "boom" / "result.json").exists()  # rerun will try again
     assert "deliberate failure" in (tmp_path / "report.html").read_text()

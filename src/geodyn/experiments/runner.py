@@ -38,12 +38,14 @@ from geodyn.environment import environment  # noqa: E402
 from geodyn.experiments.registry import Experiment, Registry, Verdict  # noqa: E402
 from geodyn.serialize import jsonable  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: controls, findings, notes; verdicts inconclusive and error
 
 __all__ = ["SCHEMA_VERSION", "ExperimentResult", "RunResults", "run_experiments", "environment"]
 
 
 class ExperimentResult(BaseModel):
+    # results written before controls existed carry no schema_version and are never reused from the cache
+    schema_version: int = 1
     name: str
     section: str
     equations: list[str]
@@ -52,6 +54,9 @@ class ExperimentResult(BaseModel):
     status: str  # "done" or "error"
     verdict: str
     checks: list[dict[str, Any]]
+    controls: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    notes: list[str] = []
     summary: str = ""
     figures: list[str] = []
     data: dict[str, Any] = {}
@@ -97,6 +102,7 @@ def _run_one_inner(
     start = time.perf_counter()
     claim = exp.claim
     base = dict(
+        schema_version=SCHEMA_VERSION,
         name=exp.name,
         section=claim.section,
         equations=list(claim.equations),
@@ -108,12 +114,14 @@ def _run_one_inner(
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an experiment's failure is a result, not a crash of the whole run
+        # a crash or a missing dependency says nothing about the claim: verdict "error", never "not reproduced"
+        kind = "missing dependency" if isinstance(exc, ImportError) else type(exc).__name__
         result = ExperimentResult(
             **base,
             status="error",
-            verdict=Verdict.NOT_REPRODUCED.value,
+            verdict=Verdict.ERROR.value,
             checks=[],
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
+            error=f"{kind}: {exc}\n{traceback.format_exc(limit=6)}",
             seconds=time.perf_counter() - start,
         )
         return result, {}
@@ -128,6 +136,9 @@ def _run_one_inner(
         status="done",
         verdict=outcome.verdict.value,
         checks=[c.as_dict() for c in outcome.checks],
+        controls=[c.as_dict() for c in outcome.controls],
+        findings=[f.as_dict() for f in outcome.findings],
+        notes=list(outcome.notes),
         summary=outcome.summary,
         figures=list(pngs),
         data=jsonable(outcome.data),
@@ -151,7 +162,8 @@ def _load_finished(path: Path, size: str) -> ExperimentResult | None:
         result = ExperimentResult.model_validate_json(path.read_text())
     except ValueError:
         return None
-    return result if result.size == size and result.status == "done" else None
+    current = result.schema_version == SCHEMA_VERSION
+    return result if current and result.size == size and result.status == "done" else None
 
 
 def run_experiments(

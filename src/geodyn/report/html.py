@@ -61,6 +61,7 @@ def render_report(
                     section=result.section,
                     verdict=result.verdict,
                     status=result.status,
+                    controls=result.controls,
                 )
             )
             continue
@@ -74,6 +75,7 @@ def render_report(
                 section=exp.claim.section if exp else "",
                 verdict=status,
                 status=status,
+                controls=[],
             )
         )
 
@@ -87,6 +89,7 @@ def render_report(
         sections.setdefault(result.section, []).append(dict(result=result, figures=figures))
     ordered = [s for s in SECTION_ORDER if s in sections] + [s for s in sections if s not in SECTION_ORDER]
 
+    findings = [dict(f, experiment=r.name) for r in run.experiments for f in r.findings]
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
@@ -96,6 +99,7 @@ def render_report(
         rows=rows,
         counts=counts,
         sections=[(s, sections[s]) for s in ordered],
+        findings=findings,
         bench=bench,
     )
 
