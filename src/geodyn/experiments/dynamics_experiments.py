@@ -203,7 +203,13 @@ OPTIMIZERS = (
     ("Adam", lambda ps, lr: presets.adam(ps, lr=lr), 1e-3, 0.5, 0.1),
     ("AdaBelief", lambda ps, lr: presets.adabelief(ps, lr=lr), 1e-3, 0.5, 0.1),
     ("natural gradient", lambda ps, lr: presets.natural_gradient(ps, lr=lr, damping=1e-6), 1e-5, 1.0, 0.15),
-    ("three-regime CGD", lambda ps, lr: presets.three_regime(ps, lr=lr, eps=1e-8, zeta=1.0), 1e-3, None, None),
+    (
+        "three-regime CGD",
+        lambda ps, lr: presets.three_regime(ps, lr=lr, eps=1e-8, zeta=1.0, scale_free=False),
+        1e-3,
+        None,
+        None,
+    ),
 )
 
 

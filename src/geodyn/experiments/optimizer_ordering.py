@@ -26,8 +26,10 @@ OPTIMIZERS: dict[str, Factory] = {
     "RMSprop": lambda p, lr: presets.rmsprop(p, lr=lr),
     "Adam": lambda p, lr: presets.adam(p, lr=lr),
     "AdaBelief": lambda p, lr: presets.adabelief(p, lr=lr),
-    "CGD diagonal (three-regime)": lambda p, lr: presets.three_regime(p, lr=lr, eps=1e-8, zeta=1.0),
-    "CGD Kronecker (three-regime)": lambda p, lr: presets.three_regime_kron(p, lr=lr, precondition_every=10),
+    "CGD diagonal (three-regime)": lambda p, lr: presets.three_regime(p, lr=lr, eps=1e-8, zeta=1.0, scale_free=False),
+    "CGD Kronecker (three-regime)": lambda p, lr: presets.three_regime_kron(
+        p, lr=lr, eps=1e-8, zeta=1.0, precondition_every=10, scale_free=False
+    ),
     "CGD full (three-regime)": lambda p, lr: FullCGD(p, lr=lr, metric=ThreeRegime(1e-8, 1.0)),
 }
 ADAPTIVE_PEERS = ("RMSprop", "Adam", "AdaBelief")

@@ -37,7 +37,7 @@ def train_digits(law: ThreeRegime, steps: int, batch: int, lr: float, seed: int)
     """Three-regime CGD on the digits MLP; the intermediate fraction of its own κ̂ at the end, and the loss."""
     x, y, x_test, y_test = digits(seed)
     model = digits_mlp(seed=seed)
-    opt = presets.three_regime(model.parameters(), lr=lr, eps=law.eps, zeta=law.zeta)
+    opt = presets.three_regime(model.parameters(), lr=lr, eps=law.eps, zeta=law.zeta, scale_free=False)
     gen = torch.Generator().manual_seed(seed + 1)
     losses = []
     for _ in range(steps):
