@@ -390,7 +390,7 @@ class ScaleFreeThreeRegime(MetricLaw):
 
     STATISTICS = ("rms", "median")
 
-    def __init__(self, eps: float = 1e-3, zeta: float = 0.1, statistic: str = "rms"):
+    def __init__(self, eps: float = 0.1, zeta: float = 1.0, statistic: str = "rms"):
         if statistic not in self.STATISTICS:
             raise ValueError(f"unknown statistic={statistic!r}: expected one of {', '.join(self.STATISTICS)}")
         self.eps = _check_nonnegative("eps", eps)

@@ -26,7 +26,7 @@ __all__ = ["OptimizerSpec", "OPTIMIZERS", "optimizer_names", "available", "Combi
            "DEFAULT_ZETA"]  # fmt: skip
 
 #: ε̃ and ζ̃ of the scale-free three-regime rows, frozen from the tuning-split sweep in docs/bench.md.
-DEFAULT_EPS, DEFAULT_ZETA = 1e-3, 0.1
+DEFAULT_EPS, DEFAULT_ZETA = 0.1, 1.0
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ _SPECS = [
                   f"ε̃ = {DEFAULT_EPS:g}, central moment (6.5)", "zeta", (DEFAULT_ZETA, 10 * DEFAULT_ZETA)),
     OptimizerSpec("geodyn-three-regime-zeta0", lambda p, lr, h: _three_regime(p, lr, eps=h, zeta=0.0), "geodyn",
                   "ablation: scale-free law with ζ̃ = 0 (interpolating ε̃ s + √κ, AdaBelief-like)", "eps",
-                  (DEFAULT_EPS, 10 * DEFAULT_EPS)),
+                  (DEFAULT_EPS, DEFAULT_EPS / 10)),
     OptimizerSpec("geodyn-three-regime-eps0", lambda p, lr, h: _three_regime(p, lr, eps=1e-12, zeta=h), "geodyn",
                   "ablation: scale-free law with ε̃ → 0 (1e-12): no slow regime", "zeta",
                   (DEFAULT_ZETA, 10 * DEFAULT_ZETA)),

@@ -151,8 +151,8 @@ def natural_gradient(
 def three_regime(
     params: Params,
     lr: float = 1e-3,
-    eps: float = 1e-3,
-    zeta: float = 0.1,
+    eps: float = 0.1,
+    zeta: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
     moment: str = "central",
     weight_decay: float = 0.0,
@@ -220,7 +220,7 @@ def natural_gradient_full(
 
 
 def three_regime_kron(
-    params: Params, lr: float = 1e-3, eps: float = 1e-3, zeta: float = 0.1, betas: tuple[float, float] = (0.9, 0.999),
+    params: Params, lr: float = 1e-3, eps: float = 0.1, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
     spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, scale_free: bool = True,
     **kw: Any,
 ) -> KronCGD:
