@@ -178,3 +178,18 @@ def test_regime_shares_count_each_variable_by_its_dominant_term():
     assert expected == pytest.approx([0.5, 0.495, 0.005])  # the example exercises all three regimes
     assert regime_shares(opt) == pytest.approx(expected)
     assert regime_shares(torch.optim.AdamW([p])) is None
+
+
+def test_regime_shares_of_the_raw_law_use_the_bias_corrected_moment():
+    # Raw g = ε + √λ + ζλ with ε = 0.01, ζ = 10 (band 1e-4 < λ < 1e-2). After one step with β₂ = 0.9, K = 0.1 G² and
+    # K̂ = K / (1 − 0.9) = G². G = 1e-3, 0.015, 10: K̂ = 1e-6 (slow), 2.25e-4 (intermediate), 100 (fast); the
+    # uncorrected K would put the middle one at 2.25e-5, slow.
+    from geodyn.metric import ThreeRegime
+
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    law = ThreeRegime(0.01, 10.0)
+    opt = presets.three_regime([p], lr=0.0, eps=0.01, zeta=10.0, moment="raw", betas=(0.0, 0.9), scale_free=False)
+    p.grad = torch.tensor([1e-3, 0.015, 10.0], dtype=torch.float64)
+    opt.step()
+    assert law.regime(p.grad**2).tolist() == [0, 1, 2] and law.regime(0.1 * p.grad**2).tolist() == [0, 0, 2]
+    assert regime_shares(opt) == pytest.approx([1 / 3, 1 / 3, 1 / 3])
