@@ -193,3 +193,21 @@ def test_regime_shares_of_the_raw_law_use_the_bias_corrected_moment():
     opt.step()
     assert law.regime(p.grad**2).tolist() == [0, 1, 2] and law.regime(0.1 * p.grad**2).tolist() == [0, 0, 2]
     assert regime_shares(opt) == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+
+
+def test_sweep_scores_each_pair_against_adamw_on_the_tuning_split(toy_task):
+    from geodyn.bench.sweep import sweep
+
+    before = set(OPTIMIZERS)
+    out = sweep([toy_task], "quick", eps_values=(0.1,), zeta_values=(0.0, 1.0))
+    assert set(OPTIMIZERS) == before  # the temporary rows are gone
+    ref = out["adamw"][toy_task]
+    assert math.isfinite(ref)
+    budget = 2.0 * TASKS[toy_task].steps["quick"]
+    for row in out["rows"]:
+        steps = min(row["steps"][toy_task], budget)
+        assert row["ratio_geomean"] == pytest.approx(steps / min(ref, budget))  # one task: the geometric mean is it
+        assert row["lr"][toy_task] in lr_grid("quick")
+    # the two rows are different laws, so they are run, not copied
+    r0 = run_cell(Cell(toy_task, "geodyn-three-regime", out["rows"][1]["lr"][toy_task], TUNING_SEED, "quick", 1.0))
+    assert r0.steps_to_target == out["rows"][1]["steps"][toy_task]  # ζ̃ = 1, ε̃ = 0.1: the bench row's defaults

@@ -276,12 +276,14 @@ class BenchResults:
                     "task": p.task,
                     "optimizer": p.optimizer,
                     "best lr": p.best_lr,
+                    "tuned": None if p.best_hyper is None else f"{OPTIMIZERS[p.optimizer].hyper}={p.best_hyper:g}",
                     "steps to target (median)": _finite(p.steps.median),
                     "steps (min)": _finite(p.steps.low),
                     "steps (max)": _finite(p.steps.high),
                     "seconds to target (median)": _finite(p.time.median),
                     "reached": f"{p.steps.reached}/{p.steps.runs}",
                     f"steps ratio to {self.reference}": self.ratio_text(p.task, p.optimizer),
+                    f"sign test vs {self.reference} (p)": None if p.paired is None else p.paired.p_value,
                 }
             )
         return out
