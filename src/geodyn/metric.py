@@ -76,6 +76,8 @@ class MetricLaw:
 
     #: True when g does not depend on λ, so optimizers need not estimate κ at all (α = 0, (6.3)).
     is_flat: bool = False
+    #: True when g(λ) of each entry depends on that entry alone (so a sharded tensor may be stepped shard by shard).
+    elementwise: bool = True
 
     def __call__(self, lam: Tensor) -> Tensor:  # pragma: no cover - abstract
         """g(λ), elementwise."""
@@ -389,6 +391,7 @@ class ScaleFreeThreeRegime(MetricLaw):
     """
 
     STATISTICS = ("rms", "median")
+    elementwise = False  # s is a statistic of the whole tensor
 
     def __init__(self, eps: float = 0.1, zeta: float = 1.0, statistic: str = "rms"):
         if statistic not in self.STATISTICS:

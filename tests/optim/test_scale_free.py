@@ -186,3 +186,22 @@ def test_compiled_scale_free_step_matches_foreach():
     a, _ = _trajectory(lambda p: presets.three_regime(p, lr=1e-2, compiled=True), 1.0)
     b, length = _trajectory(lambda p: presets.three_regime(p, lr=1e-2), 1.0)
     assert (a - b).abs().max().item() <= _bound(length)  # fused vs unfused arithmetic: round-off only
+
+
+def test_sharded_parameters_are_refused_because_the_scale_is_a_whole_tensor_statistic(tmp_path):
+    # Under FSDP2 each rank steps its local shard; s from a shard is not s of the tensor, so the step would differ
+    # from the single-process one. A one-rank gloo group is enough to make DTensor parameters.
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        p = nn.Parameter(distribute_tensor(torch.randn(4, 3, dtype=torch.float64), mesh, [Shard(0)]))
+        p.grad = distribute_tensor(torch.randn(4, 3, dtype=torch.float64), mesh, [Shard(0)])
+        with pytest.raises(TypeError, match="not elementwise"):
+            presets.three_regime([p], lr=0.1).step()
+        presets.three_regime([p], lr=0.1, scale_free=False).step()  # the elementwise raw law still steps shards
+    finally:
+        dist.destroy_process_group()
