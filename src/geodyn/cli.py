@@ -258,6 +258,9 @@ def bench(
         bool,
         typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
     ] = False,
+    device: Annotated[
+        str, typer.Option("--device", help="'cpu' or 'cuda' (the byte LM runs at full size on a GPU).  [default: cpu]")
+    ] = "cpu",
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
     from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
@@ -316,8 +319,15 @@ def bench(
             _fail(f"optimizer {name!r} needs {OPTIMIZERS[name].needs}, which is not installed here")
     if workers is not None and workers < 1:
         _fail(f"--workers must be >= 1, got {workers}")
+    if device not in ("cpu", "cuda"):
+        _fail(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("--device cuda: torch sees no CUDA device here")
     size = "quick" if quick else "full"
-    out = _check_out_dir(out or Path("runs") / f"bench-{size}")
+    out = _check_out_dir(out or Path("runs") / (f"bench-{size}" if device == "cpu" else f"bench-{size}-{device}"))
     engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
 
     progress = Progress(
@@ -333,7 +343,10 @@ def bench(
         bar = progress.add_task(f"bench ({size})", total=None, last="")
 
         def on_plan(total: int, done: int) -> None:
-            progress.update(bar, total=total, completed=done)
+            if done < 0:  # a grid extension: only the total grows
+                progress.update(bar, total=total)
+            else:
+                progress.update(bar, total=total, completed=done)
 
         def on_cell(result, cached: bool) -> None:
             c = result.cell
@@ -354,6 +367,7 @@ def bench(
                 on_lost=lambda cell, exc: progress.console.print(
                     f"[red]✗ {cell.key} was lost ({type(exc).__name__}); a rerun will retry it[/]", highlight=False
                 ),
+                device=device,
             )
         except KeyboardInterrupt:
             console.print(

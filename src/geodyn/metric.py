@@ -28,6 +28,7 @@ __all__ = [
     "Power",
     "Interpolating",
     "ThreeRegime",
+    "ScaleFreeThreeRegime",
     "Custom",
     "SLOW",
     "INTERMEDIATE",
@@ -75,6 +76,8 @@ class MetricLaw:
 
     #: True when g does not depend on λ, so optimizers need not estimate κ at all (α = 0, (6.3)).
     is_flat: bool = False
+    #: True when g(λ) of each entry depends on that entry alone (so a sharded tensor may be stepped shard by shard).
+    elementwise: bool = True
 
     def __call__(self, lam: Tensor) -> Tensor:  # pragma: no cover - abstract
         """g(λ), elementwise."""
@@ -362,6 +365,102 @@ class ThreeRegime(PowerSum):
         return {"kind": "three_regime", "eps": self.eps, "zeta": self.zeta}
 
 
+class ScaleFreeThreeRegime(MetricLaw):
+    """The three-regime law with ε and ζ in units of the tensor's own noise scale (EQUATIONS.md §7, (6.5), (6.8)).
+
+    In g = ε + √λ + ζλ the eigenvalue λ has units of gradient², so ε has units of gradient and ζ of 1/gradient: a
+    fixed ζ puts a different regime at every loss scale. Here, for the tensor K̂ the law receives (one parameter's
+    diagonal noise moment, or the eigenvalues of one matrix's κ̂ in KronCGD),
+
+        s = statistic of √K̂  ("rms": (mean K̂)^{1/2}; "median": median of √K̂, falling back to the RMS where the
+                              median is 0 but some K̂ is not),
+        ε = ε̃ s,   ζ = ζ̃ / s,
+        g(λ) = ε̃ s + √λ + ζ̃ λ / s = s · f̃(λ / s²),   f̃(x) = ε̃ + √x + ζ̃ x.
+
+    Invariance: rescaling the loss by c rescales G and m by c and K̂ by c², hence s by |c| and g by |c|; the step
+    γ m̂ / g is unchanged (up to round-off), as Adam's is up to its absolute ε. The band (6.9) ε² ≪ λ ≪ ζ⁻² becomes
+    ε̃² ≪ λ/s² ≪ ζ̃⁻² and sits where the tensor's noise is; the crossover (6.7) is λ* = (ε̃/ζ̃) s².
+
+    ``local_exponent``, ``regime``, ``intermediate_share`` and ``band`` are those of f̃ and are relative to s: they
+    take s from the tensor passed in (held fixed, not differentiated: α_eff = d log f̃ / d log x at x = λ/s²) and
+    ``band`` is returned in units of s² (an interval of λ/s²). A tensor whose K̂ is all zero has s = 0 and g = 0:
+    it takes no step (the pseudo-inverse convention of :mod:`geodyn.optim.spectral`).
+
+    The law is not elementwise: every optimizer path applies it to one parameter's whole K̂ (reference and foreach
+    steps call it per tensor; the compiled step calls it, never inlines it, as it is not a :class:`PowerSum`).
+    """
+
+    STATISTICS = ("rms", "median")
+    elementwise = False  # s is a statistic of the whole tensor
+
+    def __init__(self, eps: float = 0.1, zeta: float = 1.0, statistic: str = "rms"):
+        if statistic not in self.STATISTICS:
+            raise ValueError(f"unknown statistic={statistic!r}: expected one of {', '.join(self.STATISTICS)}")
+        self.eps = _check_nonnegative("eps", eps)
+        self.zeta = _check_nonnegative("zeta", zeta)
+        self.statistic = statistic
+        #: f̃, the law in units of s: g(λ) = s · f̃(λ/s²).
+        self.relative = ThreeRegime(self.eps, self.zeta)
+
+    def scale(self, lam: Tensor) -> Tensor:
+        """s, the noise scale of the tensor (a 0-dim tensor, ≥ 0; 0 only when every λ is 0)."""
+        rms = lam.mean().clamp_min(0.0).sqrt()
+        if self.statistic == "rms":
+            return rms
+        median = lam.flatten().median().clamp_min(0.0).sqrt()
+        return torch.where(median > 0, median, rms)
+
+    def __call__(self, lam: Tensor) -> Tensor:
+        """g(λ) = ε̃ s + √λ + ζ̃ λ / s over the whole tensor (s from the tensor)."""
+        if lam.numel() == 0:
+            return lam.clone()
+        s = self.scale(lam)
+        safe = torch.where(s > 0, s, torch.ones_like(s))  # s = 0 only with λ ≡ 0, where the ζ̃ term is 0 too
+        g = lam.sqrt()
+        if self.zeta:
+            g = g + lam * (self.zeta / safe)
+        return g + s * self.eps if self.eps else g
+
+    def apply_foreach(self, lams: Sequence[Tensor], scale: float = 1.0) -> list[Tensor]:
+        """g(scale·λ) = √scale · g(λ) (g is homogeneous of degree ½ in λ), so no scaled copy of λ is made."""
+        root = math.sqrt(scale)
+        return [self(lam) * root if scale != 1.0 else self(lam) for lam in lams]
+
+    def _relative_lam(self, lam: Tensor) -> Tensor:
+        s2 = self.scale(lam.detach()) ** 2 if lam.numel() else lam.new_ones(())
+        return lam.detach() / torch.where(s2 > 0, s2, torch.ones_like(s2))
+
+    def local_exponent(self, lam: Tensor) -> Tensor:
+        """α_eff of f̃ at x = λ/s² (s held fixed: the exponent relative to the tensor's noise scale)."""
+        return self.relative.local_exponent(self._relative_lam(lam))
+
+    def regime(self, lam: Tensor) -> Tensor:
+        """0 slow / 1 intermediate / 2 fast by the dominant term of f̃(λ/s²) (EQUATIONS.md §5 convention)."""
+        return self.relative.regime(self._relative_lam(lam))
+
+    def intermediate_share(self, lam: Tensor) -> Tensor:
+        """Share of g carried by the √λ term, elementwise (s from the tensor)."""
+        return self.relative.intermediate_share(self._relative_lam(lam))
+
+    def band(self, share: float = 0.9) -> tuple[float, float] | None:
+        """The intermediate band (6.9) in units of s²: the interval of λ/s² where √λ carries ≥ ``share`` of g."""
+        return self.relative.band(share)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ScaleFreeThreeRegime) and self.spec() == other.spec()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.eps, self.zeta, self.statistic))
+
+    def __repr__(self) -> str:
+        return f"ScaleFreeThreeRegime(eps={self.eps:g}, zeta={self.zeta:g}, statistic={self.statistic!r})"
+
+    def spec(self) -> dict[str, object]:
+        if type(self) is not ScaleFreeThreeRegime:
+            return MetricLaw.spec(self)
+        return {"kind": "scale_free_three_regime", "eps": self.eps, "zeta": self.zeta, "statistic": self.statistic}
+
+
 class Custom(MetricLaw):
     """A metric law from any elementwise callable λ ↦ g(λ) > 0 built from torch operations.
 
@@ -405,6 +504,14 @@ def metric_from_spec(spec: dict[str, object]) -> MetricLaw:
         return Interpolating(_spec_number(spec, "eps"))
     if kind == "three_regime":
         return ThreeRegime(_spec_number(spec, "eps"), _spec_number(spec, "zeta"))
+    if kind == "scale_free_three_regime":
+        statistic = spec.get("statistic", "rms")
+        if statistic not in ScaleFreeThreeRegime.STATISTICS:
+            raise ValueError(
+                f"invalid metric spec {spec!r}: statistic={statistic!r} is not one of "
+                f"{', '.join(ScaleFreeThreeRegime.STATISTICS)}"
+            )
+        return ScaleFreeThreeRegime(_spec_number(spec, "eps"), _spec_number(spec, "zeta"), str(statistic))
     if kind == "power_sum":
         terms = spec.get("terms")
         if not isinstance(terms, (list, tuple)) or not all(isinstance(t, (list, tuple)) and len(t) == 2 for t in terms):

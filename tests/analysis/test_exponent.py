@@ -50,7 +50,7 @@ def test_estimated_alpha_of_known_optimizers(name, make, alpha):
 
 def test_three_regime_is_intermediate_inside_its_band():
     """ThreeRegime(ε, ζ) with the planted κ inside (ε², ζ⁻²) behaves like α = ½."""
-    est = _run(lambda p: presets.three_regime(p, lr=1e-3, eps=1e-5, zeta=1e-1, moment="raw"))
+    est = _run(lambda p: presets.three_regime(p, lr=1e-3, eps=1e-5, zeta=1e-1, moment="raw", scale_free=False))
     assert abs(est.alpha - 0.5) <= 0.05, str(est)
 
 

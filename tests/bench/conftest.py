@@ -5,7 +5,7 @@ from geodyn.bench import tasks as bench_tasks
 from geodyn.bench.tasks import Problem, Task
 
 
-def _toy(seed: int) -> Problem:
+def _toy(seed: int, device: str = "cpu") -> Problem:
     """A 4-D quadratic with noisy gradients: cheap enough for tests of the runner, and its target depends on lr."""
     gen = torch.Generator().manual_seed(seed)
     h = torch.tensor([1.0, 0.3, 0.1, 0.03], dtype=torch.float64)
@@ -14,7 +14,7 @@ def _toy(seed: int) -> Problem:
     def loss(t):
         return 0.5 * (h * x * x).sum() + 0.01 * (torch.randn(4, generator=gen, dtype=torch.float64) * x).sum()
 
-    def evaluate():
+    def evaluate(split="validation"):
         with torch.no_grad():
             return float(0.5 * (h * x * x).sum())
 

@@ -6,9 +6,10 @@ import math
 import pytest
 
 from geodyn.backends import PoolBackend
-from geodyn.bench import SCHEMA_VERSION, SEEDS, TUNING_SEED, lr_grid, run_bench, summarise
+from geodyn.bench import OPTIMIZERS, SCHEMA_VERSION, SEEDS, TUNING_SEED, lr_grid, run_bench, summarise
 from geodyn.bench.cell import Cell, run_cell
-from geodyn.bench.runner import load_cells
+from geodyn.bench.protocol import HOLD
+from geodyn.bench.runner import load_cells, tuning_state
 
 OPTS = ["adamw", "sgd"]
 
@@ -21,23 +22,33 @@ def test_protocol_tunes_on_the_grid_then_scores_fresh_seeds(tmp_path, toy_task):
     seen = []
     res = run_bench(tmp_path, size="quick", tasks=[toy_task], optimizers=OPTS, on_cell=lambda r, c: seen.append(r))
     grid, seeds = lr_grid("quick"), SEEDS["quick"]
-    assert len(seen) == len(OPTS) * (len(grid) + len(seeds))
     for opt in OPTS:
         pair = res.pair(toy_task, opt)
+        values = OPTIMIZERS[opt].values
         tuned = [r for r in seen if r.cell.optimizer == opt and r.cell.seed == TUNING_SEED]
-        assert sorted(r.cell.lr for r in tuned) == sorted(grid)
-        best = min(tuned, key=lambda r: (r.steps_to_target, r.best_value))
-        assert pair.best_lr == best.cell.lr
-        scored = sorted(r.cell.seed for r in seen if r.cell.optimizer == opt and r.cell.seed != TUNING_SEED)
-        assert scored == sorted(seeds)
-        assert all(r.cell.lr == pair.best_lr for r in seen if r.cell.optimizer == opt and r.cell.seed in seeds)
-        steps = sorted(r.steps_to_target for r in seen if r.cell.optimizer == opt and r.cell.seed in seeds)
+        trials = {(r.cell.lr, r.cell.hyper) for r in tuned}
+        assert {(lr, h) for lr in grid for h in values} <= trials  # the full grid × the optimizer's own values
+        extra = sorted({lr for lr, _ in trials} - set(grid))  # half-decades added beyond an edge, by both values
+        assert len(trials) == (len(grid) + len(extra)) * len(values) == len(tuned)
+        assert len(extra) == pair.extensions
+        best = min(tuned, key=lambda r: (r.steps_to_target, r.best_value, r.cell.lr))
+        assert (pair.best_lr, pair.best_hyper) == (best.cell.lr, best.cell.hyper)
+        assert all(r.cell.split == "validation" for r in tuned)
+        scored = [r for r in seen if r.cell.optimizer == opt and r.cell.seed != TUNING_SEED]
+        assert sorted(r.cell.seed for r in scored) == sorted(seeds)
+        assert all((r.cell.lr, r.cell.hyper) == (best.cell.lr, best.cell.hyper) for r in scored)
+        assert all(r.cell.split == "test" for r in scored)
+        steps = sorted(r.steps_to_target for r in scored)
         assert pair.steps.low == steps[0] and pair.steps.high == steps[-1]
     raw = json.loads((tmp_path / "results.json").read_text())
     assert raw["schema_version"] == SCHEMA_VERSION
     assert raw["protocol"]["lr_grid"] == list(grid)
+    assert raw["protocol"]["hold"] == HOLD
     assert raw["ratios_steps"][toy_task]["adamw"] == 1.0
+    sgd = next(p for p in raw["pairs"] if p["optimizer"] == "sgd")
+    assert sgd["paired_vs_reference"] is not None and sgd["hyper"] == "momentum"
     assert (tmp_path / "report.html").exists() and (tmp_path / "figures" / "profile.png").exists()
+    assert "Paired sign test" in (tmp_path / "tables.md").read_text()
 
 
 def test_interrupted_run_resumes_from_finished_cells(tmp_path, toy_task):
@@ -111,7 +122,9 @@ def test_repeated_names_run_each_cell_once(tmp_path, toy_task):
     fresh = []
     res = run_bench(tmp_path, size="quick", tasks=[toy_task, toy_task], optimizers=["adamw", "adamw"], report=False,
                     on_cell=lambda r, c: fresh.append(r.cell.key))  # fmt: skip
-    assert len(fresh) == len(set(fresh)) == len(lr_grid("quick")) + len(SEEDS["quick"])
+    trials = tuning_state(load_cells(tmp_path / "cells", "quick"), toy_task, "adamw", "quick").trials
+    assert len(trials) >= len(lr_grid("quick")) * len(OPTIMIZERS["adamw"].values)
+    assert len(fresh) == len(set(fresh)) == len(trials) + len(SEEDS["quick"])
     assert len(res.pairs) == 1
 
 
@@ -137,7 +150,8 @@ def test_error_cells_and_cells_of_another_definition_are_run_again(tmp_path, toy
     raw = json.loads(path.read_text())
     raw["status"] = "error"
     path.write_text(json.dumps(raw))
-    assert len(load_cells(tmp_path / "cells", "quick")) == len(lr_grid("quick")) + len(SEEDS["quick"]) - 1
+    trials = tuning_state(load_cells(tmp_path / "cells", "quick", current=False), toy_task, "adamw", "quick").trials
+    assert len(load_cells(tmp_path / "cells", "quick")) == len(trials) + len(SEEDS["quick"]) - 1
     # a changed target is another definition: none of the saved cells count any more
     changed = dataclasses.replace(bench_tasks.TASKS[toy_task], quick_target=0.01)
     monkeypatch.setitem(bench_tasks.TASKS, toy_task, changed)

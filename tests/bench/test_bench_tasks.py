@@ -34,7 +34,7 @@ def test_loss_falls_under_adam(name):
     assert (after < before) if task.goal == "min" else (after > before), (name, before, after)
 
 
-@pytest.mark.parametrize("name", ["logreg-digits", "mlp-digits", "multiplication", "char-transformer"])
+@pytest.mark.parametrize("name", ["logreg-digits", "mlp-digits", "multiplication", "char-transformer", "byte-lm"])
 def test_seeds_change_the_start_but_not_the_data(name):
     a, b = TASKS[name].build(1), TASKS[name].build(2)
     assert any(not torch.equal(p, q) for p, q in zip(a.params, b.params, strict=True))
@@ -45,6 +45,8 @@ def test_seeds_change_the_start_but_not_the_data(name):
         for p, q in zip(a.params, b.params, strict=True):
             q.copy_(p)
     assert a.evaluate() == b.evaluate()
+    assert a.evaluate("test") == b.evaluate("test")
+    assert a.evaluate("test") != a.evaluate("validation")  # two held-out sets, not one
 
 
 def test_muon_applies_only_where_there_are_hidden_matrices():
@@ -72,14 +74,15 @@ def test_every_optimizer_builds_on_every_task_it_fits():
         for task_name in ("rosenbrock-2d", "cnn-digits", "mlp-digits"):
             if not applies(task_name, name):
                 continue
-            problem = TASKS[task_name].build(0)
-            opt = spec.build(problem.params, problem.hidden, 1e-3)
-            before = [p.detach().clone() for p in problem.params]
-            for t in (1, 2):  # SOAP spends its first step on setting up the preconditioner
-                opt.zero_grad()
-                problem.loss(t).backward()
-                opt.step()
-            assert any(not torch.equal(p, q) for p, q in zip(problem.params, before, strict=True)), name
+            for h in spec.values:  # every value of its tuned hyperparameter
+                problem = TASKS[task_name].build(0)
+                opt = spec.build(problem.params, problem.hidden, 1e-3, h)
+                before = [p.detach().clone() for p in problem.params]
+                for t in (1, 2):  # SOAP spends its first step on setting up the preconditioner
+                    opt.zero_grad()
+                    problem.loss(t).backward()
+                    opt.step()
+                assert any(not torch.equal(p, q) for p, q in zip(problem.params, before, strict=True)), (name, h)
 
 
 def test_geodyn_adam_row_steps_like_torch_adam():
@@ -90,4 +93,4 @@ def test_geodyn_adam_row_steps_like_torch_adam():
     a = run_cell(Cell("logreg-digits", "adam", 3e-3, 0, "quick"))
     b = run_cell(Cell("logreg-digits", "geodyn-adam", 3e-3, 0, "quick"))
     assert a.steps == b.steps
-    assert max(abs(x - y) for x, y in zip(a.values, b.values, strict=True)) <= 1 / 449 + 1e-12
+    assert max(abs(x - y) for x, y in zip(a.values, b.values, strict=True)) <= 1 / 359 + 1e-12  # one of 359

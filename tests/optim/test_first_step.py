@@ -30,7 +30,9 @@ def test_natural_gradient_first_step():
 def test_three_regime_central_first_step(eps, zeta, beta1):
     # Central moment: m = (1−β₁)G, d = G − m = β₁G, K̂ = β₁²G², m̂ = G, so Δq = −γ G / (ε + β₁|G| + ζβ₁²G²).
     lr = 0.05
-    dq = _first_step(lambda p: presets.three_regime(p, lr=lr, eps=eps, zeta=zeta, betas=(beta1, 0.99)))
+    dq = _first_step(
+        lambda p: presets.three_regime(p, lr=lr, eps=eps, zeta=zeta, betas=(beta1, 0.99), scale_free=False)
+    )
     expected = -lr * G / (eps + beta1 * G.abs() + zeta * beta1**2 * G * G)
     torch.testing.assert_close(dq, expected, rtol=1e-13, atol=0)
 

@@ -74,7 +74,7 @@ def _with_foreach(opt, foreach):
 def test_parity_check_is_sensitive():
     """A wrong moment (central instead of raw) must be caught by the same harness."""
     deviation = train_pair(
-        lambda p: presets.three_regime(p, lr=3e-3, eps=1e-8, zeta=0.0, moment="central"),
+        lambda p: presets.three_regime(p, lr=3e-3, eps=1e-8, zeta=0.0, moment="central", scale_free=False),
         lambda p: torch.optim.Adam(p, lr=3e-3, foreach=False),
         steps=50,
     )

@@ -11,7 +11,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from geodyn.metric import Interpolating, Power, ThreeRegime
+from geodyn.metric import Interpolating, Power, ScaleFreeThreeRegime, ThreeRegime
 from geodyn.optim import CGD, FullCGD, KronCGD
 
 TOL = 1e-10
@@ -321,4 +321,4 @@ def test_presets_of_structured_limits():
     )  # fmt: skip
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert isinstance(presets.three_regime_kron([nn.Parameter(torch.zeros(2, 2))]).param_groups[0]["metric"],
-                      ThreeRegime)  # fmt: skip
+                      ScaleFreeThreeRegime)  # fmt: skip

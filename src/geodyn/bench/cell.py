@@ -1,8 +1,10 @@
-"""One cell of the benchmark: a task trained by one optimizer at one learning rate and seed.
+"""One cell of the benchmark: a task trained by one optimizer at one learning rate, hyperparameter value and seed.
 
-A cell is a pure function of its key (task, optimizer, lr, seed, size): it builds the problem, trains until the
-target is reached, the run diverges or the step budget is spent, and returns its curve. It runs in any process
-(locally, in a worker pool or as a Ray task) and its result is plain JSON.
+A cell is a pure function of its key (task, optimizer, lr, hyper, seed, size, device): it builds the problem, trains
+until the target is reached (held for :data:`~geodyn.bench.protocol.HOLD` consecutive evaluations), the run diverges
+or the step budget is spent, and returns its curve. The tuning seed is evaluated on the validation split, scoring
+seeds on the test split. It runs in any process (locally, in a worker pool or as a Ray task) and its result is plain
+JSON. Three-regime optimizers also record, at each evaluation, the share of variables in each regime.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 
+from geodyn.bench.protocol import HOLD, split_of
 from geodyn.optim import NonFiniteGradientError
 
 __all__ = ["Cell", "CellResult", "run_cell", "DIVERGENCE_FACTOR"]
@@ -27,21 +30,35 @@ DIVERGENCE_FACTOR = 1e6
 
 @dataclass(frozen=True)
 class Cell:
+    """``hyper``: the value of the optimizer's tuned hyperparameter (None: its default); ``device``: where the task
+    runs ("cpu", or "cuda" where a task's size depends on it)."""
+
     task: str
     optimizer: str
     lr: float
     seed: int
     size: str
+    hyper: float | None = None
+    device: str = "cpu"
 
     @property
     def key(self) -> str:
-        return f"{self.size}/{self.task}/{self.optimizer}/lr={self.lr:.3g}_seed={self.seed}"
+        folder = self.size if self.device == "cpu" else f"{self.size}@{self.device}"
+        h = "" if self.hyper is None else f"_h={self.hyper:.3g}"
+        return f"{folder}/{self.task}/{self.optimizer}/lr={self.lr:.3g}{h}_seed={self.seed}"
+
+    @property
+    def split(self) -> str:
+        return split_of(self.seed)
 
 
 @dataclass
 class CellResult:
     """``status``: "reached", "budget" (step budget spent), "diverged" or "error". ``steps``/``seconds``/``values``
-    form the evaluation curve (step 0 is the initial evaluation; ``seconds`` counts training time only)."""
+    form the evaluation curve on the cell's split (step 0 is the initial evaluation; ``seconds`` counts training
+    time only). ``steps_to_target`` is the first evaluation of the run of :data:`HOLD` consecutive ones that met
+    the target. ``regimes``: [slow, intermediate, fast] shares of the variables at each evaluation after step 0
+    (three-regime optimizers only)."""
 
     cell: Cell
     status: str
@@ -53,6 +70,7 @@ class CellResult:
     error: str = ""
     wall: float = 0.0
     fingerprint: str = ""
+    regimes: list[list[float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -88,7 +106,7 @@ def fingerprint(task: str, optimizer: str, size: str) -> str:
 
     t, o = TASKS[task], OPTIMIZERS[optimizer]
     fields = [t.description, t.metric, t.goal, t.target_for(size), t.steps[size], t.eval_every[size]]
-    fields += [o.description, o.family, DIVERGENCE_FACTOR]
+    fields += [o.description, o.family, o.hyper, list(o.values), DIVERGENCE_FACTOR, HOLD]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
 
 
@@ -102,6 +120,7 @@ def _switch(opt: torch.optim.Optimizer, mode: str) -> None:
 def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
     """Train one cell. Never raises for a failing optimizer: the error becomes the result (status "error")."""
     from geodyn.bench.optimizers import OPTIMIZERS
+    from geodyn.bench.regimes import regime_shares
     from geodyn.bench.tasks import TASKS
 
     start_wall = time.perf_counter()
@@ -110,16 +129,18 @@ def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
         torch.set_num_threads(threads)
     task, spec = TASKS[cell.task], OPTIMIZERS[cell.optimizer]
     result = CellResult(cell, status="budget", fingerprint=fingerprint(cell.task, cell.optimizer, cell.size))
+    split = cell.split
     try:
-        problem = task.build(cell.seed)
-        opt = spec.build(problem.params, problem.hidden, cell.lr)
+        problem = task.build(cell.seed) if cell.device == "cpu" else task.build(cell.seed, device=cell.device)
+        opt = spec.build(problem.params, problem.hidden, cell.lr, cell.hyper)
         _switch(opt, "train")
         budget, every = task.steps[cell.size], task.eval_every[cell.size]
-        initial = problem.evaluate()
+        initial = problem.evaluate(split)
         result.steps.append(0)
         result.seconds.append(0.0)
         result.values.append(initial)
         elapsed = 0.0
+        streak, first = 0, (math.inf, math.inf)
         for t in range(1, budget + 1):
             tic = time.perf_counter()
             opt.zero_grad(set_to_none=True)
@@ -134,15 +155,24 @@ def run_cell(cell: Cell, threads: int | None = 1) -> CellResult:
             if t % every and t != budget:
                 continue
             _switch(opt, "eval")
-            value = problem.evaluate()
+            value = problem.evaluate(split)
             _switch(opt, "train")
             result.steps.append(t)
             result.seconds.append(elapsed)
             result.values.append(value if math.isfinite(value) else None)
+            shares = regime_shares(opt)
+            if shares is not None:
+                result.regimes.append(shares)
             if task.reached(value, cell.size):
-                result.status = "reached"
-                result.steps_to_target, result.time_to_target = float(t), elapsed
-                break
+                streak += 1
+                if streak == 1:
+                    first = (float(t), elapsed)
+                if streak >= HOLD:
+                    result.status = "reached"
+                    result.steps_to_target, result.time_to_target = first
+                    break
+            else:
+                streak = 0
             if not math.isfinite(value) or (task.goal == "min" and initial > 0 and value > DIVERGENCE_FACTOR * initial):
                 result.status = "diverged"
                 break

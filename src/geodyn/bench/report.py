@@ -14,14 +14,13 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from geodyn.bench.cell import Cell, CellResult  # noqa: E402
-from geodyn.bench.protocol import TUNING_SEED, lr_grid  # noqa: E402
 from geodyn.bench.scoring import performance_profile, performance_ratios  # noqa: E402
 from geodyn.bench.tasks import TASKS  # noqa: E402
 
 if TYPE_CHECKING:
     from geodyn.bench.runner import BenchResults
 
-__all__ = ["curves_figure", "tuning_figure", "profile_figure", "write_bench_report"]
+__all__ = ["curves_figure", "tuning_figure", "profile_figure", "regimes_figure", "write_bench_report"]
 
 
 def _style(optimizers: list[str]) -> dict[str, dict[str, Any]]:
@@ -60,7 +59,8 @@ def curves_figure(results: BenchResults, cells: dict[str, CellResult]) -> plt.Fi
             if pair is None or pair.best_lr is None:
                 continue
             for k, s in enumerate(pair.seeds):
-                r = cells.get(Cell(task, opt, pair.best_lr, s["seed"], results.size).key)
+                key = Cell(task, opt, pair.best_lr, s["seed"], results.size, pair.best_hyper, results.device).key
+                r = cells.get(key)
                 if r is None:
                     continue
                 v = np.array([np.nan if x is None else x for x in r.values], dtype=float)
@@ -85,20 +85,22 @@ def curves_figure(results: BenchResults, cells: dict[str, CellResult]) -> plt.Fi
 
 
 def tuning_figure(results: BenchResults, cells: dict[str, CellResult]) -> plt.Figure:
-    """Per task: steps to target against the learning rate on the shared grid (tuning seed); unreached runs are
-    drawn at the top edge. A best point on the grid's edge means the grid may have cut an optimizer short."""
+    """Per task: steps to target (validation split) against the learning rate, at the best value of each optimizer's
+    own hyperparameter (tuning seed; extended grid points included); unreached runs are drawn at the top edge. A best
+    point on the grid's edge means the grid may have cut an optimizer short."""
     style = _style(results.optimizers)
-    grid = lr_grid(results.size)
     fig, axes = _grid(len(results.tasks))
     for ax, task in zip(axes, results.tasks, strict=False):
         budget = TASKS[task].steps[results.size]
         for opt in results.optimizers:
-            ys = []
-            for lr in grid:
-                r = cells.get(Cell(task, opt, lr, TUNING_SEED, results.size).key)
-                ys.append(np.nan if r is None else min(r.steps_to_target, 1.15 * budget))
-            if not all(math.isnan(y) for y in ys):
-                ax.plot(grid, ys, marker="o", markersize=3, label=opt, **style[opt])
+            pair = results.pair(task, opt)
+            if pair is None or pair.best_lr is None:
+                continue
+            trials = sorted((t["lr"], t["steps_to_target"]) for t in pair.tuning if t["hyper"] == pair.best_hyper)
+            xs = [lr for lr, _ in trials]
+            ys = [1.15 * budget if steps is None else min(steps, 1.15 * budget) for _, steps in trials]
+            if xs:
+                ax.plot(xs, ys, marker="o", markersize=3, label=opt, **style[opt])
         ax.axhline(budget, color="k", linewidth=0.8, linestyle=":")
         ax.set_xscale("log")
         ax.set_title(task, fontsize=9)
@@ -138,6 +140,26 @@ def profile_figure(results: BenchResults) -> plt.Figure:
     return fig
 
 
+def regimes_figure(results: BenchResults) -> plt.Figure | None:
+    """Per three-regime (task, optimizer) pair: the share of variables in the slow, intermediate and fast regimes
+    over training (mean over the scoring seeds). None when no pair recorded regimes."""
+    rows = [p for p in results.pairs if p.regimes]
+    if not rows:
+        return None
+    fig, axes = _grid(len(rows))
+    colours = {"slow (ε)": "tab:blue", "intermediate (√κ)": "tab:green", "fast (ζκ)": "tab:red"}
+    for ax, p in zip(axes, rows, strict=False):
+        r = np.array(p.regimes, dtype=float)
+        ax.stackplot(r[:, 0], r[:, 1], r[:, 2], r[:, 3], labels=list(colours), colors=list(colours.values()))
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{p.task} · {p.optimizer}", fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("share of variables")
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels)
+    return fig
+
+
 def write_bench_report(results: BenchResults, cells: dict[str, CellResult], out: Path) -> Path:
     """Write figures/*.png and a self-contained report.html into ``out``."""
     from geodyn.report.html import render_bench
@@ -150,7 +172,10 @@ def write_bench_report(results: BenchResults, cells: dict[str, CellResult], out:
             ("profile", profile_figure(results)),
             ("curves", curves_figure(results, cells)),
             ("tuning", tuning_figure(results, cells)),
+            ("regimes", regimes_figure(results)),
         ):
+            if fig is None:
+                continue
             fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
             plt.close(fig)
             figures[name] = folder / f"{name}.png"

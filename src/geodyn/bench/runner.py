@@ -8,8 +8,10 @@ Layout of a bench folder::
     report.html, figures/*.png                   loss curves, tuning curves, performance profiles
 
 A cell is saved (atomically) the moment it finishes; a rerun with the same folder loads finished cells and runs
-only the rest, so a killed run loses at most the cells that were running. Tuning comes first: once every grid
-point of a (task, optimizer) pair has finished, its best learning rate is rerun on the fresh seeds.
+only the rest, so a killed run loses at most the cells that were running. Tuning comes first: once every trial
+(learning rate × hyperparameter value) of a (task, optimizer) pair has finished on the validation split, a best
+learning rate on an edge of the grid extends the grid by a half-decade on that side (those trials run next, up to
+``MAX_EXTENSIONS`` times), and otherwise the best trial is rerun on the fresh seeds, scored on the test split.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ import geodyn
 from geodyn.backends import Backend, InlineBackend
 from geodyn.bench.cell import Cell, CellResult, run_cell
 from geodyn.bench.optimizers import OPTIMIZERS
-from geodyn.bench.protocol import SEEDS, TUNING_SEED, lr_grid
-from geodyn.bench.scoring import INF, Spread, ratio, spread
+from geodyn.bench.protocol import HOLD, MAX_EXTENSIONS, SEEDS, TUNING_SEED, extend_lr, lr_grid
+from geodyn.bench.scoring import INF, PairedTest, Spread, ratio, sign_test, spread
 from geodyn.bench.tasks import TASKS
 from geodyn.serialize import jsonable
 
 __all__ = ["SCHEMA_VERSION", "REFERENCE", "BenchResults", "run_bench", "summarise", "load_cells", "pairs_for"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The optimizer every ratio is taken against (BENCHMARKS.md §2: targets are what tuned AdamW reaches).
 REFERENCE = "adamw"
 
@@ -76,14 +78,19 @@ def _save_cell(root: Path, result: CellResult) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a cell
 
 
-def load_cells(root: Path, size: str, current: bool = True) -> dict[str, CellResult]:
-    """Finished cells of ``size`` under ``root`` by key. Unreadable files (a crash mid-write) are ignored; with
-    ``current``, so are cells of tasks or optimizers that no longer exist, cells made under another definition of
-    their task or optimizer (fingerprint), and cells that ended in an error, so that a rerun tries them again."""
+def _folder(size: str, device: str) -> str:
+    return size if device == "cpu" else f"{size}@{device}"
+
+
+def load_cells(root: Path, size: str, current: bool = True, device: str = "cpu") -> dict[str, CellResult]:
+    """Finished cells of ``size`` (on ``device``) under ``root`` by key. Unreadable files (a crash mid-write) are
+    ignored; with ``current``, so are cells of tasks or optimizers that no longer exist, cells made under another
+    definition of their task or optimizer (fingerprint), and cells that ended in an error, so that a rerun tries
+    them again."""
     from geodyn.bench.cell import fingerprint
 
     out: dict[str, CellResult] = {}
-    base = root / size
+    base = root / _folder(size, device)
     if not base.exists():
         return out
     for path in base.rglob("*.json"):
@@ -111,8 +118,51 @@ def _rank(result: CellResult) -> tuple[float, float, float]:
     return (result.steps_to_target, quality, result.cell.lr)
 
 
+def best_trial(results: list[CellResult]) -> CellResult:
+    """The tuning run with the fewest steps to target (ties: better metric, then the smaller lr)."""
+    return min(results, key=_rank)
+
+
 def best_lr(results: list[CellResult]) -> float:
-    return min(results, key=_rank).cell.lr
+    return best_trial(results).cell.lr
+
+
+@dataclass
+class Tuning:
+    """The state of one pair's tuning: the trials run so far (or to run next), the best finished trial once every
+    trial has finished and no extension is pending, the learning rates tried and how often the grid was extended."""
+
+    trials: list[Cell]
+    results: list[CellResult]
+    best: CellResult | None
+    lrs: list[float]
+    extensions: int
+    on_edge: bool
+
+    @property
+    def missing(self) -> list[Cell]:
+        done = {r.cell.key for r in self.results}
+        return [c for c in self.trials if c.key not in done]
+
+
+def tuning_state(cells: dict[str, CellResult], task: str, opt: str, size: str, device: str = "cpu") -> Tuning:
+    """Walk the protocol's tuning for one pair over the finished cells: the lr grid × the optimizer's hyperparameter
+    values; while the best trial sits on an edge of the grid, extend the grid by a half-decade on that side (at most
+    ``MAX_EXTENSIONS`` times). ``best`` is None while trials are missing."""
+    values = OPTIMIZERS[opt].values
+    lrs = list(lr_grid(size))
+    extensions = 0
+    while True:
+        trials = [Cell(task, opt, lr, TUNING_SEED, size, h, device) for lr in lrs for h in values]
+        results = [cells[c.key] for c in trials if c.key in cells]
+        if len(results) < len(trials):
+            return Tuning(trials, results, None, lrs, extensions, False)
+        best = best_trial(results)
+        side = -1 if best.cell.lr == lrs[0] else 1 if best.cell.lr == lrs[-1] else 0
+        if side == 0 or extensions >= MAX_EXTENSIONS:
+            return Tuning(trials, results, best, lrs, extensions, side != 0)
+        lrs = [extend_lr(lrs[0], -1), *lrs] if side < 0 else [*lrs, extend_lr(lrs[-1], 1)]
+        extensions += 1
 
 
 @dataclass
@@ -126,6 +176,10 @@ class PairSummary:
     steps: Spread
     time: Spread
     complete: bool = True
+    best_hyper: float | None = None
+    extensions: int = 0
+    paired: PairedTest | None = None
+    regimes: list[list[float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,10 +188,15 @@ class PairSummary:
             "complete": self.complete,
             "tuning": self.tuning,
             "best_lr": self.best_lr,
+            "best_hyper": self.best_hyper,
+            "hyper": OPTIMIZERS[self.optimizer].hyper,
             "best_lr_on_grid_edge": self.on_edge,
+            "grid_extensions": self.extensions,
             "seeds": self.seeds,
             "steps_to_target": self.steps.as_dict(),
             "time_to_target": self.time.as_dict(),
+            "paired_vs_reference": None if self.paired is None else self.paired.as_dict(),
+            "regime_shares": self.regimes,
         }
 
 
@@ -150,6 +209,7 @@ class BenchResults:
     interrupted: bool = False
     missing: list[str] = field(default_factory=list)
     reference: str | None = REFERENCE
+    device: str = "cpu"
 
     def pair(self, task: str, optimizer: str) -> PairSummary | None:
         for p in self.pairs:
@@ -216,15 +276,70 @@ class BenchResults:
                     "task": p.task,
                     "optimizer": p.optimizer,
                     "best lr": p.best_lr,
+                    "tuned": None if p.best_hyper is None else f"{OPTIMIZERS[p.optimizer].hyper}={p.best_hyper:g}",
                     "steps to target (median)": _finite(p.steps.median),
                     "steps (min)": _finite(p.steps.low),
                     "steps (max)": _finite(p.steps.high),
                     "seconds to target (median)": _finite(p.time.median),
                     "reached": f"{p.steps.reached}/{p.steps.runs}",
                     f"steps ratio to {self.reference}": self.ratio_text(p.task, p.optimizer),
+                    f"sign test vs {self.reference} (p)": None if p.paired is None else p.paired.p_value,
                 }
             )
         return out
+
+    def markdown(self) -> str:
+        """The tables of docs/bench.md: steps and seconds ratios to the reference, the reference's own scores, the
+        paired tests, the best trials (flagging grid edges) and the three-regime rows' regime shares."""
+        opts, tasks = self.optimizers, self.tasks
+        head = "| optimizer | " + " | ".join(tasks) + " |\n|---|" + "---|" * len(tasks) + "\n"
+        out = [f"Bench at {self.size} size on {self.device}; scores on the test split, medians over seeds "
+               f"{', '.join(map(str, SEEDS[self.size]))}.\n"]  # fmt: skip
+        if self.reference:
+            for score, title in (("steps", "Steps"), ("time", "Seconds")):
+                out.append(f"\n**{title} to target, median over seeds, relative to {self.reference}**\n\n{head}")
+                for o in opts:
+                    out.append(f"| {o} | " + " | ".join(self.ratio_text(t, o, score) for t in tasks) + " |\n")
+            out.append(f"\n**{self.reference}** (median [min, max] steps; seeds that reached the target)\n\n")
+            out.append("| task | lr | hyper | steps | seconds | reached |\n|---|---|---|---|---|---|\n")
+            for t in tasks:
+                p = self.pair(t, self.reference)
+                if p is not None and p.complete:
+                    out.append(
+                        f"| {t} | {p.best_lr:g} | {p.best_hyper:g} | {_fmt(p.steps.median)} [{_fmt(p.steps.low)}, "
+                        f"{_fmt(p.steps.high)}] | {_fmt(p.time.median, '.2f')} | {p.steps.reached}/{p.steps.runs} |\n"
+                    )
+            out.append(f"\n**Paired sign test against {self.reference}** (wins/losses/ties over seeds; p)\n\n{head}")
+            for o in opts:
+                cells = []
+                for t in tasks:
+                    p = self.pair(t, o)
+                    q = None if p is None else p.paired
+                    cells.append("—" if q is None else f"{q.wins}/{q.losses}/{q.ties}; {q.p_value:.2g}")
+                out.append(f"| {o} | " + " | ".join(cells) + " |\n")
+        out.append(f"\n**Best trial** (lr, hyperparameter; * = still on a grid edge, +k = grid extended k times)"
+                   f"\n\n{head}")  # fmt: skip
+        for o in opts:
+            cells = []
+            for t in tasks:
+                p = self.pair(t, o)
+                if p is None or p.best_lr is None:
+                    cells.append("—")
+                    continue
+                mark = ("*" if p.on_edge else "") + (f" +{p.extensions}" if p.extensions else "")
+                cells.append(f"{p.best_lr:g}, {OPTIMIZERS[o].hyper}={p.best_hyper:g}{mark}")
+            out.append(f"| {o} | " + " | ".join(cells) + " |\n")
+        regime_rows = [p for p in self.pairs if p.regimes]
+        if regime_rows:
+            out.append("\n**Share of variables per regime** (slow / intermediate / fast, % of variables; mean over "
+                       "seeds at the first, middle and last evaluation)\n\n| task | optimizer | first | middle | last |"
+                       "\n|---|---|---|---|---|\n")  # fmt: skip
+            for p in regime_rows:
+                r = p.regimes
+                picks = [r[0], r[len(r) // 2], r[-1]]
+                cells = [f"{x[1]:.0%} / {x[2]:.0%} / {x[3]:.0%} (step {x[0]:.0f})" for x in picks]
+                out.append(f"| {p.task} | {p.optimizer} | " + " | ".join(cells) + " |\n")
+        return "".join(out)
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(
@@ -234,11 +349,18 @@ class BenchResults:
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "size": self.size,
                 "environment": _environment(),
+                "device": self.device,
                 "protocol": {
                     "lr_grid": list(lr_grid(self.size)),
+                    "hyperparameters": {o: [OPTIMIZERS[o].hyper, list(OPTIMIZERS[o].values)] for o in self.optimizers},
+                    "max_grid_extensions": MAX_EXTENSIONS,
+                    "hold": HOLD,
                     "tuning_seed": TUNING_SEED,
+                    "tuning_split": "validation",
                     "seeds": list(SEEDS[self.size]),
+                    "scoring_split": "test",
                     "reference": self.reference,
+                    "paired_test": "exact two-sided sign test over the scoring seeds",
                 },
                 "tasks": {
                     t: {
@@ -282,35 +404,54 @@ def _environment() -> dict[str, Any]:
     return env
 
 
+def _fmt(x: float, spec: str = ".0f") -> str:
+    return "∞" if not math.isfinite(x) else format(x, spec)
+
+
 def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else x
 
 
-def summarise(cells: dict[str, CellResult], size: str, tasks: list[str], optimizers: list[str]) -> BenchResults:
-    """Scores of every (task, optimizer) pair from finished cells: best grid point, then the spread over seeds."""
-    grid = lr_grid(size)
+def _regime_curve(results: list[CellResult]) -> list[list[float]]:
+    """[step, slow, intermediate, fast] at each evaluation, averaged over the seeds that recorded that step."""
+    by_step: dict[int, list[list[float]]] = {}
+    for r in results:
+        for step, shares in zip(r.steps[1:], r.regimes, strict=False):
+            by_step.setdefault(step, []).append(shares)
+    return [[float(step)] + [sum(x[k] for x in v) / len(v) for k in range(3)] for step, v in sorted(by_step.items())]
+
+
+def summarise(
+    cells: dict[str, CellResult], size: str, tasks: list[str], optimizers: list[str], device: str = "cpu"
+) -> BenchResults:
+    """Scores of every (task, optimizer) pair from finished cells: best trial on the validation split, then the
+    spread over the scoring seeds on the test split, and the paired sign test against the reference."""
     pairs = []
     missing = []
+    seed_scores: dict[tuple[str, str], dict[int, float]] = {}
     for task, opt in pairs_for(tasks, optimizers):
-        tune = [cells.get(Cell(task, opt, lr, TUNING_SEED, size).key) for lr in grid]
-        finished = [r for r in tune if r is not None]
+        tune = tuning_state(cells, task, opt, size, device)
         tuning = [
             {
                 "lr": r.cell.lr,
+                "hyper": r.cell.hyper,
                 "status": r.status,
                 "steps_to_target": _finite(r.steps_to_target),
                 "best_value": _finite(r.best_value),
             }
-            for r in finished
+            for r in tune.results
         ]
-        lr = best_lr(finished) if len(finished) == len(grid) else None
+        best = tune.best
         seeds: list[dict[str, Any]] = []
-        if lr is not None:
+        scored: list[CellResult] = []
+        if best is not None:
             for seed in SEEDS[size]:
-                r = cells.get(Cell(task, opt, lr, seed, size).key)
+                key = Cell(task, opt, best.cell.lr, seed, size, best.cell.hyper, device).key
+                r = cells.get(key)
                 if r is None:
-                    missing.append(Cell(task, opt, lr, seed, size).key)
+                    missing.append(key)
                     continue
+                scored.append(r)
                 seeds.append(
                     {
                         "seed": seed,
@@ -320,23 +461,35 @@ def summarise(cells: dict[str, CellResult], size: str, tasks: list[str], optimiz
                     }
                 )
         else:
-            missing += [Cell(task, opt, g, TUNING_SEED, size).key for g, r in zip(grid, tune) if r is None]
-        complete = lr is not None and len(seeds) == len(SEEDS[size])
+            missing += [c.key for c in tune.missing]
+        complete = best is not None and len(seeds) == len(SEEDS[size])
+        if complete:
+            seed_scores[(task, opt)] = {s["seed"]: s["steps_to_target"] for s in seeds}
         pairs.append(
             PairSummary(
                 task=task,
                 optimizer=opt,
                 tuning=tuning,
-                best_lr=lr,
-                on_edge=lr is not None and lr in (grid[0], grid[-1]),
+                best_lr=None if best is None else best.cell.lr,
+                on_edge=tune.on_edge,
                 seeds=seeds,
                 steps=spread([s["steps_to_target"] for s in seeds]) if complete else Spread(INF, INF, INF, 0, 0),
                 time=spread([s["time_to_target"] for s in seeds]) if complete else Spread(INF, INF, INF, 0, 0),
                 complete=complete,
+                best_hyper=None if best is None else best.cell.hyper,
+                extensions=tune.extensions,
+                regimes=_regime_curve(scored),
             )
         )
     reference = REFERENCE if REFERENCE in optimizers else None
-    return BenchResults(size, list(tasks), list(optimizers), pairs, missing=missing, reference=reference)
+    if reference is not None:
+        for p in pairs:
+            ref = seed_scores.get((p.task, reference))
+            own = seed_scores.get((p.task, p.optimizer))
+            if ref is not None and own is not None and p.optimizer != reference:
+                order = sorted(own)
+                p.paired = sign_test([own[k] for k in order], [ref[k] for k in order])
+    return BenchResults(size, list(tasks), list(optimizers), pairs, missing=missing, reference=reference, device=device)
 
 
 def run_bench(
@@ -350,13 +503,15 @@ def run_bench(
     on_lost: Callable[[Cell, BaseException], None] = lambda cell, exc: None,
     threads: int = 1,
     report: bool = True,
+    device: str = "cpu",
 ) -> BenchResults:
-    """Run (or resume) the benchmark in ``out`` and write results.json and report.html.
+    """Run (or resume) the benchmark in ``out`` and write results.json, tables.md and report.html.
 
-    ``on_plan(total, done)`` is called once with the number of cells; ``on_cell(result, cached)`` after each cell
-    (``cached``: it was loaded from an earlier run); ``on_lost(cell, exc)`` when the backend could not run a cell
-    (it is reported missing and a rerun tries it again). On KeyboardInterrupt the finished cells are kept, results and
-    report are written with ``interrupted=True``, and the interrupt is re-raised.
+    ``on_plan(total, done)`` is called with the number of cells (again when a grid extension adds some);
+    ``on_cell(result, cached)`` after each cell (``cached``: it was loaded from an earlier run); ``on_lost(cell,
+    exc)`` when the backend could not run a cell (it is reported missing and a rerun tries it again). On
+    KeyboardInterrupt the finished cells are kept, results and report are written with ``interrupted=True``, and the
+    interrupt is re-raised. ``device``: where the tasks run ("cuda": the byte LM at full size).
     """
     from geodyn.bench.optimizers import available
 
@@ -366,37 +521,38 @@ def run_bench(
     backend = backend or InlineBackend()
     out.mkdir(parents=True, exist_ok=True)
     root = out / "cells"
-    config = {"size": size, "tasks": tasks, "optimizers": optimizers, "lr_grid": list(grid), "seeds": list(seeds)}
+    config = {
+        "size": size, "device": device, "tasks": tasks, "optimizers": optimizers, "lr_grid": list(grid),
+        "seeds": list(seeds),
+    }  # fmt: skip
     (out / "config.toml").write_text(tomli_w.dumps(config))
 
-    cells = load_cells(root, size)
+    cells = load_cells(root, size, device=device)
     pairs = pairs_for(tasks, optimizers)
-    total = len(pairs) * (len(grid) + len(seeds))
+    total = sum(len(grid) * len(OPTIMIZERS[o].values) + len(seeds) for _, o in pairs)
+    scheduled: set[str] = set()
+
+    def next_cells(task: str, opt: str) -> list[Cell]:
+        """The pair's cells to run now (missing trials, an extension of the grid, or the scoring seeds), except
+        those finished or already scheduled."""
+        tune = tuning_state(cells, task, opt, size, device)
+        if tune.best is None:
+            new = tune.missing
+        else:
+            b = tune.best.cell
+            new = [Cell(task, opt, b.lr, s, size, b.hyper, device) for s in seeds]
+        new = [c for c in new if c.key not in cells and c.key not in scheduled]
+        scheduled.update(c.key for c in new)
+        return new
+
     todo: list[Cell] = []
     for task, opt in pairs:
-        tune = [Cell(task, opt, lr, TUNING_SEED, size) for lr in grid]
-        todo += [c for c in tune if c.key not in cells]
+        todo += next_cells(task, opt)
     on_plan(total, 0)
     for result in cells.values():
         c = result.cell
         if c.task in tasks and c.optimizer in optimizers:
             on_cell(result, True)
-
-    scheduled = {c.key for c in todo}
-
-    def seed_cells(task: str, opt: str) -> list[Cell]:
-        """The scoring cells of a pair once its tuning is complete, except those finished or already scheduled."""
-        tune = [cells.get(Cell(task, opt, lr, TUNING_SEED, size).key) for lr in grid]
-        if any(r is None for r in tune):
-            return []
-        lr = best_lr(tune)  # type: ignore[arg-type]
-        new = [Cell(task, opt, lr, s, size) for s in seeds]
-        new = [c for c in new if c.key not in cells and c.key not in scheduled]
-        scheduled.update(c.key for c in new)
-        return new
-
-    for task, opt in pairs:
-        todo += seed_cells(task, opt)
     todo.reverse()  # pop() from the end keeps the planned order
 
     inflight: dict[Future, Cell] = {}
@@ -425,17 +581,22 @@ def run_bench(
                 cells[cell.key] = result
                 on_cell(result, False)
                 if cell.seed == TUNING_SEED:
-                    new = seed_cells(cell.task, cell.optimizer)
-                    todo[:0] = list(reversed(new))  # seeds of a finished pair run after the queued tuning cells
+                    new = next_cells(cell.task, cell.optimizer)
+                    extra = [c for c in new if c.seed == TUNING_SEED and c.lr not in grid]
+                    if extra:  # a grid extension: the plan grows
+                        total += len(extra)
+                        on_plan(total, -1)
+                    todo[:0] = list(reversed(new))  # a pair's next cells run after the queued tuning cells
     except KeyboardInterrupt:
         interrupted = True
         backend.close(cancel=True)
 
-    results = summarise(cells, size, tasks, optimizers)
+    results = summarise(cells, size, tasks, optimizers, device)
     results.interrupted = interrupted
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results.to_json(), indent=1))
     os.replace(tmp, out / "results.json")  # atomic: a second Ctrl-C cannot leave half a file
+    (out / "tables.md").write_text(results.markdown(), encoding="utf-8")
     if report:
         from geodyn.bench.report import write_bench_report
 

@@ -8,34 +8,53 @@ is set the same way for the quick budget (docs/bench.md lists both calibrations)
 the target's metric.
 
 Data (digits split, text split, planted quadratic) is fixed across seeds; a seed changes the initialisation and
-the order of minibatches only, so the spread over seeds measures the optimizer, not the data set.
+the order of minibatches only, so the spread over seeds measures the optimizer, not the data set. Every data task has
+three roles: a training split (minibatches), a validation split (``evaluate("validation")``: targets and tuning) and a
+test split (``evaluate("test")``: scores only). The exact objectives (Rosenbrock, the noisy quadratic) have no data:
+both evaluations are the objective itself.
+
+``build(seed, device)``: the neural tasks run on ``device`` (``--device cuda``); the byte-level language model is
+built at its full size only there, and at a reduced size on CPU.
 """
 
 from __future__ import annotations
 
 import math
+import sysconfig
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["Task", "Problem", "TASKS", "task_names"]
+__all__ = ["Task", "Problem", "TASKS", "task_names", "SPLITS"]
+
+#: The two evaluation roles (the third, training, only feeds minibatches).
+SPLITS = ("validation", "test")
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    return split
 
 
 @dataclass
 class Problem:
     """One run's state: ``params`` to optimise, ``loss(step)`` the minibatch loss at step t (a scalar tensor with a
-    graph), ``evaluate()`` the target's metric (a float, computed without gradients), ``module`` when the
+    graph), ``evaluate(split)`` the target's metric on the validation or test split (a float, computed without
+    gradients; default validation), ``module`` when the
     parameters belong to an ``nn.Module``, and ``hidden``: the hidden-layer weight matrices (2-D; not the input
     layer, embeddings or output head), which Muon orthogonalises while the rest goes to AdamW."""
 
     params: list[Tensor]
     loss: Callable[[int], Tensor]
-    evaluate: Callable[[], float]
+    evaluate: Callable[..., float]
     module: nn.Module | None = None
     hidden: list[Tensor] = field(default_factory=list)
 
@@ -54,7 +73,7 @@ class Task:
     quick_target: float
     steps: dict[str, int]
     eval_every: dict[str, int]
-    build: Callable[[int], Problem] = field(repr=False)
+    build: Callable[..., Problem] = field(repr=False)
 
     def target_for(self, size: str) -> float:
         """The full-size target, or the looser one that fits the quick size's smaller step budget."""
@@ -76,13 +95,15 @@ def rosenbrock(x: Tensor) -> Tensor:
 
 
 def _rosenbrock(dim: int) -> Callable[[int], Problem]:
-    def build(seed: int) -> Problem:
-        # The classic start (−1.2, 1) repeated, with a seeded perturbation of 1e-2 so that seeds differ.
+    def build(seed: int, device: str = "cpu") -> Problem:
+        # The classic start (−1.2, 1) repeated, with a seeded perturbation of 1e-2 so that seeds differ. Float64 on
+        # the CPU whatever the device: 2 or 64 coordinates gain nothing from an accelerator.
         gen = torch.Generator().manual_seed(seed)
         start = torch.tensor([-1.2, 1.0], dtype=torch.float64).repeat(dim // 2)
         x = (start + 1e-2 * torch.randn(dim, generator=gen, dtype=torch.float64)).requires_grad_()
 
-        def evaluate() -> float:
+        def evaluate(split: str = "validation") -> float:
+            _check_split(split)
             with torch.no_grad():
                 return float(rosenbrock(x))
 
@@ -106,7 +127,7 @@ def _noisy_quadratic_spectrum() -> tuple[Tensor, Tensor]:
     return h, kappa[perm]
 
 
-def _noisy_quadratic(seed: int) -> Problem:
+def _noisy_quadratic(seed: int, device: str = "cpu") -> Problem:
     h, kappa = _noisy_quadratic_spectrum()
     gen = torch.Generator().manual_seed(10_000 + seed)
     x = torch.ones(NQ_DIM, dtype=torch.float64, requires_grad=True)
@@ -117,7 +138,8 @@ def _noisy_quadratic(seed: int) -> Problem:
         xi = torch.randn(NQ_DIM, generator=gen, dtype=torch.float64)
         return 0.5 * (h * x * x).sum() + (noise_scale * xi * x).sum()
 
-    def evaluate() -> float:
+    def evaluate(split: str = "validation") -> float:
+        _check_split(split)  # the exact objective: no data, the same for both roles
         with torch.no_grad():
             return float(0.5 * (h * x * x).sum())
 
@@ -128,10 +150,22 @@ def _noisy_quadratic(seed: int) -> Problem:
 
 
 @cache
-def _digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    from geodyn.tasks import digits
-
-    return digits(seed=0, dtype=torch.float32)
+def _digits() -> dict[str, tuple[Tensor, Tensor]]:
+    """scikit-learn's 8×8 digits split 60 / 20 / 20 (seeded, fixed) into train / validation / test, standardised
+    with the mean and standard deviation of the training split only (no statistic of held-out data leaks in)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("the digits tasks need scikit-learn: pip install 'geodyn[bench]'") from exc
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32)
+    y = torch.tensor(data.target, dtype=torch.long)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    n_val = n_test = len(x) // 5
+    idx = {"test": perm[:n_test], "validation": perm[n_test : n_test + n_val], "train": perm[n_test + n_val :]}
+    train = x[idx["train"]]
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)  # constant pixels (always 0) keep scale 1e-6 → 0
+    return {k: ((x[i] - mean) / std, y[i]) for k, i in idx.items()}
 
 
 def _hidden_linear(model: nn.Module) -> list[Tensor]:
@@ -141,21 +175,22 @@ def _hidden_linear(model: nn.Module) -> list[Tensor]:
 
 
 def _classifier(make_model: Callable[[], nn.Module], image: bool, batch: int = 32) -> Callable[[int], Problem]:
-    def build(seed: int) -> Problem:
-        x_train, y_train, x_test, y_test = _digits()
-        if image:
-            x_train, x_test = x_train.view(-1, 1, 8, 8), x_test.view(-1, 1, 8, 8)
+    def build(seed: int, device: str = "cpu") -> Problem:
+        shape = (-1, 1, 8, 8) if image else (-1, 64)
+        data = {k: (x.view(shape).to(device), y.to(device)) for k, (x, y) in _digits().items()}
+        x_train, y_train = data["train"]
         torch.manual_seed(seed)
-        model = make_model()
+        model = make_model().to(device)
         gen = torch.Generator().manual_seed(20_000 + seed)
 
         def loss(t: int) -> Tensor:
-            idx = torch.randint(0, len(x_train), (batch,), generator=gen)
+            idx = torch.randint(0, len(x_train), (batch,), generator=gen).to(device)
             return F.cross_entropy(model(x_train[idx]), y_train[idx])
 
-        def evaluate() -> float:
+        def evaluate(split: str = "validation") -> float:
+            x, y = data[_check_split(split)]
             with torch.no_grad():
-                return float((model(x_test).argmax(1) == y_test).double().mean())
+                return float((model(x).argmax(1) == y).double().mean())
 
         return Problem(list(model.parameters()), loss, evaluate, module=model, hidden=_hidden_linear(model))
 
@@ -179,22 +214,27 @@ def _cnn() -> nn.Module:
 # ------------------------------------------------------------------------------------------------ multiplication
 
 
-def _multiplication(seed: int, batch: int = 32) -> Problem:
+def _multiplication(seed: int, device: str = "cpu", batch: int = 32) -> Problem:
     from geodyn.tasks import multiplication_task
 
-    x_train, y_train = multiplication_task(1024, seed=0, dtype=torch.float32)
-    x_test, y_test = multiplication_task(1024, seed=1, dtype=torch.float32)
+    # Three independent samples of [−1, 1]²: train, validation, test.
+    data = {
+        k: tuple(t.to(device) for t in multiplication_task(1024, seed=i, dtype=torch.float32))
+        for i, k in enumerate(("train", "validation", "test"))
+    }
+    x_train, y_train = data["train"]
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1)).to(device)
     gen = torch.Generator().manual_seed(30_000 + seed)
 
     def loss(t: int) -> Tensor:
-        idx = torch.randint(0, len(x_train), (batch,), generator=gen)
+        idx = torch.randint(0, len(x_train), (batch,), generator=gen).to(device)
         return F.mse_loss(model(x_train[idx]), y_train[idx])
 
-    def evaluate() -> float:
+    def evaluate(split: str = "validation") -> float:
+        x, y = data[_check_split(split)]
         with torch.no_grad():
-            return float(F.mse_loss(model(x_test), y_test))
+            return float(F.mse_loss(model(x), y))
 
     return Problem(list(model.parameters()), loss, evaluate, module=model, hidden=_hidden_linear(model))
 
@@ -205,9 +245,9 @@ CONTEXT = 32
 
 
 @cache
-def _text() -> tuple[Tensor, Tensor, int]:
+def _text() -> tuple[dict[str, Tensor], int]:
     """The pydoc topics that ship with Python, as one character stream (topics in sorted order; characters outside
-    printable ASCII mapped to '?'), split 90 / 10 into train and held-out text."""
+    printable ASCII mapped to '?'), split 80 / 10 / 10 into train, validation and test text (contiguous parts)."""
     from pydoc_data.topics import topics
 
     text = "\n".join(topics[k] for k in sorted(topics))
@@ -215,18 +255,20 @@ def _text() -> tuple[Tensor, Tensor, int]:
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
     ids = torch.tensor([index[c] for c in text], dtype=torch.long)
-    cut = int(0.9 * len(ids))
-    return ids[:cut], ids[cut:], len(vocab)
+    a, b = int(0.8 * len(ids)), int(0.9 * len(ids))
+    return {"train": ids[:a], "validation": ids[a:b], "test": ids[b:]}, len(vocab)
 
 
 class CharTransformer(nn.Module):
     """A small causal transformer: token + learned position embeddings, pre-norm encoder layers, a linear head."""
 
-    def __init__(self, vocab: int, d_model: int = 64, heads: int = 4, layers: int = 2, context: int = CONTEXT):
+    def __init__(
+        self, vocab: int, d_model: int = 64, heads: int = 4, layers: int = 2, context: int = CONTEXT, ff: int = 2
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab, d_model)
         self.position = nn.Parameter(0.02 * torch.randn(context, d_model))
-        layer = nn.TransformerEncoderLayer(d_model, heads, 2 * d_model, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff * d_model, dropout=0.0, batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab)
@@ -239,33 +281,103 @@ class CharTransformer(nn.Module):
         return self.head(self.norm(h))
 
 
-def _windows(ids: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
-    offsets = torch.arange(CONTEXT + 1)
+def _windows(ids: Tensor, starts: Tensor, context: int = CONTEXT) -> tuple[Tensor, Tensor]:
+    offsets = torch.arange(context + 1, device=starts.device)
     chunk = ids[starts[:, None] + offsets]
     return chunk[:, :-1], chunk[:, 1:]
 
 
-def _char_lm(seed: int, batch: int = 16, eval_windows: int = 128) -> Problem:
-    train, held_out, vocab = _text()
-    torch.manual_seed(seed)
-    model = CharTransformer(vocab)
+def _language_model(
+    splits: dict[str, Tensor], model: nn.Module, seed: int, device: str, batch: int, context: int, eval_windows: int
+) -> Problem:
+    """A next-token problem on token streams: random training windows; fixed validation and test windows (the same
+    for every seed and optimizer)."""
+    splits = {k: v.to(device) for k, v in splits.items()}
     gen = torch.Generator().manual_seed(40_000 + seed)
-    # A fixed held-out sample (the same for every seed and optimizer).
     fixed = torch.Generator().manual_seed(7)
-    eval_starts = torch.randint(0, len(held_out) - CONTEXT - 1, (eval_windows,), generator=fixed)
-    x_eval, y_eval = _windows(held_out, eval_starts)
+    held = {}
+    for k in SPLITS:
+        starts = torch.randint(0, len(splits[k]) - context - 1, (eval_windows,), generator=fixed).to(device)
+        held[k] = _windows(splits[k], starts, context)
+    train = splits["train"]
 
     def loss(t: int) -> Tensor:
-        starts = torch.randint(0, len(train) - CONTEXT - 1, (batch,), generator=gen)
-        x, y = _windows(train, starts)
+        starts = torch.randint(0, len(train) - context - 1, (batch,), generator=gen).to(device)
+        x, y = _windows(train, starts, context)
         return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
-    def evaluate() -> float:
+    def evaluate(split: str = "validation") -> float:
+        x, y = held[_check_split(split)]
         with torch.no_grad():
-            return float(F.cross_entropy(model(x_eval).flatten(0, 1), y_eval.flatten()))
+            return float(F.cross_entropy(model(x).flatten(0, 1), y.flatten()))
 
     hidden = [p for p in model.blocks.parameters() if p.ndim == 2]  # attention and feed-forward matrices
     return Problem(list(model.parameters()), loss, evaluate, module=model, hidden=hidden)
+
+
+def _char_lm(seed: int, device: str = "cpu") -> Problem:
+    splits, vocab = _text()
+    torch.manual_seed(seed)
+    model = CharTransformer(vocab).to(device)
+    return _language_model(splits, model, seed, device, batch=16, context=CONTEXT, eval_windows=128)
+
+
+# -------------------------------------------------------------------------------------- byte-level language model
+
+#: The byte LM's shape by device: full size (4.8 M parameters) where a GPU is present, reduced on CPU.
+BYTE_LM = {
+    "cuda": {"d_model": 256, "heads": 8, "layers": 6, "context": 128, "batch": 32, "ff": 4},
+    "cpu": {"d_model": 32, "heads": 4, "layers": 4, "context": 32, "batch": 16, "ff": 2},
+}
+#: Bytes of each split kept in memory (the standard library has ~30 MB of .py files outside site-packages).
+BYTE_LM_BYTES = {"train": 16_000_000, "validation": 2_000_000, "test": 2_000_000}
+
+
+def _stdlib_files() -> list[Path]:
+    """The standard library's own .py files (no site-packages), in a fixed order."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts and "dist-packages" not in p.parts)
+
+
+def file_split(relative: str) -> str:
+    """A file's role by a stable hash of its path: 10 % validation, 10 % test, the rest train (held out by file,
+    so no validation or test text shares a file with training text)."""
+    bucket = zlib.crc32(relative.encode()) % 10
+    return "validation" if bucket == 0 else "test" if bucket == 1 else "train"
+
+
+@cache
+def _stdlib_bytes() -> dict[str, Tensor]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    parts: dict[str, list[bytes]] = {k: [] for k in BYTE_LM_BYTES}
+    sizes = dict.fromkeys(BYTE_LM_BYTES, 0)
+    for path in _stdlib_files():
+        role = file_split(path.relative_to(root).as_posix())
+        if sizes[role] >= BYTE_LM_BYTES[role]:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        parts[role].append(data)
+        sizes[role] += len(data)
+    out = {}
+    for role, chunks in parts.items():
+        blob = b"\0".join(chunks)[: BYTE_LM_BYTES[role]]  # NUL separates files (it never occurs in source)
+        out[role] = torch.frombuffer(bytearray(blob), dtype=torch.uint8).long()
+    return out
+
+
+def _byte_lm(seed: int, device: str = "cpu") -> Problem:
+    shape = BYTE_LM["cuda" if str(device).startswith("cuda") else "cpu"]
+    torch.manual_seed(seed)
+    model = CharTransformer(
+        256, d_model=shape["d_model"], heads=shape["heads"], layers=shape["layers"], context=shape["context"],
+        ff=shape["ff"],
+    ).to(device)  # fmt: skip
+    return _language_model(
+        _stdlib_bytes(), model, seed, device, batch=shape["batch"], context=shape["context"], eval_windows=64
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- registry
@@ -359,10 +471,23 @@ TASKS: dict[str, Task] = {
             metric="held-out loss",
             goal="min",
             target=1.9,
-            quick_target=2.4,
-            steps={"quick": 150, "full": 600},
+            quick_target=2.55,
+            steps={"quick": 200, "full": 600},
             eval_every={"quick": 25, "full": 25},
             build=_char_lm,
+        ),
+        Task(
+            "byte-lm",
+            "Byte-level causal transformer on the Python standard library's own .py files (held out by file: 10 % "
+            "validation, 10 % test); 4 layers, d=32, context 32, minibatch 16 on CPU (52 k parameters), 6 layers, "
+            "d=256, context 128, minibatch 32 with --device cuda (4.8 M); held-out cross-entropy (nats per byte).",
+            metric="held-out loss",
+            goal="min",
+            target=2.3,
+            quick_target=2.5,
+            steps={"quick": 200, "full": 400},
+            eval_every={"quick": 25, "full": 25},
+            build=_byte_lm,
         ),
     ]
 }

@@ -53,7 +53,7 @@ def train(steps: int, seed: int) -> tuple[nn.Module, Tensor, Tensor]:
     """The digits MLP trained by the three-regime optimizer (ε, ζ of this module); returns it and its training set."""
     x, y, _, _ = digits(seed)
     model = digits_mlp(seed=seed)
-    opt = presets.three_regime(model.parameters(), lr=LR, eps=EPS, zeta=ZETA)
+    opt = presets.three_regime(model.parameters(), lr=LR, eps=EPS, zeta=ZETA, scale_free=False)
     gen = torch.Generator().manual_seed(seed + 3)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)

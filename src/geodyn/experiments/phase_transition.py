@@ -63,7 +63,7 @@ def law_slope_exponent(lam: np.ndarray, eps: float, zeta: float) -> float:
 
 
 def _run(probe, eps, zeta, beta2, steps, seed):
-    opt = presets.three_regime(probe.params, lr=LR, eps=eps, zeta=zeta, betas=(BETA1, beta2))
+    opt = presets.three_regime(probe.params, lr=LR, eps=eps, zeta=zeta, betas=(BETA1, beta2), scale_free=False)
     return probe.measure(opt, math.ceil(5 / (1 - beta2)), steps, seed, blocks=BLOCKS)
 
 

@@ -326,6 +326,8 @@ class CGD(CovariantOptimizer):
                 [_real_view(t) for t in ts] for ts in (params, grads, first_moments, noise_moments)
             )
         if has_dtensor(params):
+            if not metric.elementwise:  # a per-shard statistic would differ from the whole tensor's
+                raise TypeError(f"{metric!r} is not elementwise: sharded (DTensor/FSDP2) parameters are not supported")
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from geodyn.metric import Interpolating, Power, ThreeRegime
+from geodyn.metric import Interpolating, Power, ScaleFreeThreeRegime, ThreeRegime
 from geodyn.optim.cgd import CGD
 from geodyn.optim.full import FullCGD
 from geodyn.optim.kron import KronCGD
@@ -156,19 +156,24 @@ def natural_gradient(
 def three_regime(
     params: Params,
     lr: float = 1e-3,
-    eps: float = 1e-8,
+    eps: float = 0.1,
     zeta: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
     moment: str = "central",
     weight_decay: float = 0.0,
+    scale_free: bool = True,
     **kw: Any,
 ) -> CGD:
     """The three-regime metric g = ε + √κ + ζκ ((6.5), (6.8)) as an optimizer: noise eigenvalues below ε² move
-    like SGD, those in the band ε² ≪ λ ≪ ζ⁻² like AdaBelief, larger ones like natural gradient."""
+    like SGD, those in the band ε² ≪ λ ≪ ζ⁻² like AdaBelief, larger ones like natural gradient.
+
+    ``scale_free`` (default): ε = ε̃·s and ζ = ζ̃/s with s the RMS of √K̂ of each parameter
+    (:class:`~geodyn.metric.ScaleFreeThreeRegime`, invariant to rescaling the loss); ``eps``, ``zeta`` are ε̃, ζ̃.
+    ``scale_free=False``: the raw law :class:`~geodyn.metric.ThreeRegime` with ``eps``, ``zeta`` in gradient units."""
     return CGD(
         params,
         lr=lr,
-        metric=ThreeRegime(eps, zeta),
+        metric=ScaleFreeThreeRegime(eps, zeta) if scale_free else ThreeRegime(eps, zeta),
         moment=moment,
         betas=betas,
         weight_decay=weight_decay,
@@ -242,12 +247,17 @@ def natural_gradient_full(
 
 
 def three_regime_kron(
-    params: Params, lr: float = 1e-3, eps: float = 1e-8, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
-    spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, **kw: Any,
+    params: Params, lr: float = 1e-3, eps: float = 0.1, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
+    spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, scale_free: bool = True,
+    **kw: Any,
 ) -> KronCGD:
-    """The three-regime law g = ε + √κ + ζκ ((6.5)) on the centred Kronecker-factored κ (trace-normalised)."""
+    """The three-regime law g = ε + √κ + ζκ ((6.5)) on the centred Kronecker-factored κ (trace-normalised).
+
+    ``scale_free`` (default): ε = ε̃·s, ζ = ζ̃/s with s the RMS of √λ over each matrix's κ̂ eigenvalues (each
+    vector's K̂) (:class:`~geodyn.metric.ScaleFreeThreeRegime`); ``scale_free=False``: the raw ThreeRegime."""
+    metric = ScaleFreeThreeRegime(eps, zeta) if scale_free else ThreeRegime(eps, zeta)
     return KronCGD(
-        params, lr=lr, metric=ThreeRegime(eps, zeta), moment="central", betas=betas, weight_decay=weight_decay,
+        params, lr=lr, metric=metric, moment="central", betas=betas, weight_decay=weight_decay,
         spectrum=spectrum, precondition_every=precondition_every, **kw,
     )
 # fmt: on
