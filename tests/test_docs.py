@@ -34,7 +34,9 @@ def test_readme_starts_with_the_two_commands():
 
 def test_blocks_that_do_not_run_are_few():
     skipped = [(p.name, line) for p in DOCS for info, _, line in blocks(p) if info == NO_RUN]
-    assert len(skipped) <= 2, skipped  # the DDP and FSDP2 examples of docs/scaling.md need several ranks
+    # the DDP and FSDP2 examples of docs/scaling.md need several ranks; the torch.compile recipe of
+    # docs/optimizer-contract.md costs tens of seconds to compile (tests/optim/test_contract_state.py runs it)
+    assert len(skipped) <= 3, skipped
     infos = {info for p in DOCS for info, _, _ in blocks(p)}
     assert infos <= {"python", NO_RUN, "bash", "toml", "text", ""}, infos  # a typo in "python" would skip a block
 

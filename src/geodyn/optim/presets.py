@@ -153,9 +153,18 @@ def natural_gradient(
     return CGD(params, lr=lr, metric=metric, moment="raw", betas=betas, weight_decay=weight_decay, **kw)
 
 
+def _three_regime_lr(lr: float | None, eps: float, zeta: float, scale_free: bool) -> float:
+    """The default learning rate of the three-regime presets: Adam's 1e-3 scaled by g(s²)/s = 1 + ε̃ + ζ̃, so that
+    a variable at its tensor's noise scale (λ = s²) steps as it would under Adam's default (√λ = s); 1e-3 for the
+    raw law, whose ε and ζ carry units."""
+    if lr is not None:
+        return lr
+    return 1e-3 * (1.0 + eps + zeta) if scale_free else 1e-3
+
+
 def three_regime(
     params: Params,
-    lr: float = 1e-3,
+    lr: float | None = None,
     eps: float = 0.1,
     zeta: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -169,10 +178,11 @@ def three_regime(
 
     ``scale_free`` (default): ε = ε̃·s and ζ = ζ̃/s with s the RMS of √K̂ of each parameter
     (:class:`~geodyn.metric.ScaleFreeThreeRegime`, invariant to rescaling the loss); ``eps``, ``zeta`` are ε̃, ζ̃.
-    ``scale_free=False``: the raw law :class:`~geodyn.metric.ThreeRegime` with ``eps``, ``zeta`` in gradient units."""
+    ``scale_free=False``: the raw law :class:`~geodyn.metric.ThreeRegime` with ``eps``, ``zeta`` in gradient units.
+    ``lr`` defaults to 1e-3·(1 + ε̃ + ζ̃) for the scale-free law (see :func:`_three_regime_lr`), 1e-3 for the raw one."""
     return CGD(
         params,
-        lr=lr,
+        lr=_three_regime_lr(lr, eps, zeta, scale_free),
         metric=ScaleFreeThreeRegime(eps, zeta) if scale_free else ThreeRegime(eps, zeta),
         moment=moment,
         betas=betas,
@@ -247,17 +257,18 @@ def natural_gradient_full(
 
 
 def three_regime_kron(
-    params: Params, lr: float = 1e-3, eps: float = 0.1, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
+    params: Params, lr: float | None = None, eps: float = 0.1, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
     spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, scale_free: bool = True,
     **kw: Any,
 ) -> KronCGD:
     """The three-regime law g = ε + √κ + ζκ ((6.5)) on the centred Kronecker-factored κ (trace-normalised).
 
     ``scale_free`` (default): ε = ε̃·s, ζ = ζ̃/s with s the RMS of √λ over each matrix's κ̂ eigenvalues (each
-    vector's K̂) (:class:`~geodyn.metric.ScaleFreeThreeRegime`); ``scale_free=False``: the raw ThreeRegime."""
+    vector's K̂) (:class:`~geodyn.metric.ScaleFreeThreeRegime`); ``scale_free=False``: the raw ThreeRegime.
+    ``lr`` defaults as in :func:`three_regime`."""
     metric = ScaleFreeThreeRegime(eps, zeta) if scale_free else ThreeRegime(eps, zeta)
     return KronCGD(
-        params, lr=lr, metric=metric, moment="central", betas=betas, weight_decay=weight_decay,
+        params, lr=_three_regime_lr(lr, eps, zeta, scale_free), metric=metric, moment="central", betas=betas, weight_decay=weight_decay,
         spectrum=spectrum, precondition_every=precondition_every, **kw,
     )
 # fmt: on
