@@ -257,9 +257,9 @@ def natural_gradient_full(
 
 
 def three_regime_kron(
-    params: Params, lr: float | None = None, eps: float = 0.1, zeta: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
-    spectrum: str = "adaptive", precondition_every: int = 10, weight_decay: float = 0.0, scale_free: bool = True,
-    **kw: Any,
+    params: Params, lr: float | None = None, eps: float = 0.1, zeta: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999), spectrum: str = "adaptive", precondition_every: int = 10,
+    weight_decay: float = 0.0, scale_free: bool = True, **kw: Any,
 ) -> KronCGD:
     """The three-regime law g = ε + √κ + ζκ ((6.5)) on the centred Kronecker-factored κ (trace-normalised).
 
@@ -268,7 +268,8 @@ def three_regime_kron(
     ``lr`` defaults as in :func:`three_regime`."""
     metric = ScaleFreeThreeRegime(eps, zeta) if scale_free else ThreeRegime(eps, zeta)
     return KronCGD(
-        params, lr=_three_regime_lr(lr, eps, zeta, scale_free), metric=metric, moment="central", betas=betas, weight_decay=weight_decay,
+        params, lr=_three_regime_lr(lr, eps, zeta, scale_free),
+        metric=metric, moment="central", betas=betas, weight_decay=weight_decay,
         spectrum=spectrum, precondition_every=precondition_every, **kw,
     )
 # fmt: on
