@@ -132,3 +132,14 @@ def test_stationary_measurement_restores_parameters():
     before = [p.detach().clone() for p in probe.params]
     probe.measure(presets.adam(probe.params, lr=1e-2), warmup=3, steps=5, seed=0)
     assert all(torch.equal(a, b.detach()) for a, b in zip(before, probe.params, strict=True))
+
+
+def test_transformer_probe_builds_on_the_bench_text():
+    """The full size of alpha-of-optimizers probes the bench's character transformer: build it at a toy size, so a
+    change of the bench's data layout fails here and not only in a full run."""
+    from geodyn.experiments.alpha_of_optimizers import transformer_probe
+
+    probe = transformer_probe(train_steps=1, windows=8, seed=0, batch=4)
+    assert probe.kappa.ndim == 1 and probe.kappa.numel() == sum(p.numel() for p in probe.params)
+    assert bool(probe.mask.any()) and not bool(probe.mask.all())  # blocks only: embeddings and head left out
+    assert torch.isfinite(probe.kappa).all()

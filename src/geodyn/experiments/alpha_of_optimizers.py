@@ -145,7 +145,8 @@ def transformer_probe(train_steps: int, windows: int, seed: int, batch: int = 16
     of (2.4) at batch 16."""
     from geodyn.bench.tasks import CONTEXT, CharTransformer, _text, _windows
 
-    train, _, vocab = _text()
+    splits, vocab = _text()
+    train = splits["train"]
     torch.manual_seed(seed)
     model = CharTransformer(vocab)
     gen = torch.Generator().manual_seed(50_000 + seed)
