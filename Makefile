@@ -34,7 +34,7 @@ browser:
 
 test: $(VENV)/.dev-installed browser
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

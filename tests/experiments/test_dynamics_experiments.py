@@ -4,24 +4,21 @@ step-fluctuation experiments in test_faults_fluct.py."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 import geodyn.experiments.dynamics_experiments as dyn
-from geodyn.experiments.registry import REGISTRY, Verdict
+from geodyn.experiments.registry import Verdict
+from quick_outcomes import group, quick_outcome
 
 
 def _run(name):
-    exp = REGISTRY[name]
-    fractions = []
-    threads = torch.get_num_threads()
-    outcome = exp.run(exp.context("quick", progress=fractions.append))
-    assert torch.get_num_threads() == threads, "the experiment must restore torch's thread count"
+    outcome, fractions = quick_outcome(name)  # asserts that the experiment restores torch's thread count
     assert outcome.checks and outcome.figures
     assert all(fig.axes for fig in outcome.figures.values())
     assert fractions and fractions[-1] == pytest.approx(1.0)
     return outcome
 
 
+@pytest.mark.xdist_group(group("walkers-vs-fokker-planck"))
 def test_walkers_match_fokker_planck_at_quick_size():
     outcome = _run("walkers-vs-fokker-planck")
     assert len(outcome.checks) == len(dyn.ALPHAS)

@@ -10,6 +10,9 @@ import pytest
 
 from geodyn.experiments.registry import REGISTRY, Verdict
 from geodyn.experiments.survival import CONTROL_LEARNERS, survival_of_the_smartest
+from quick_outcomes import group, quick_outcome
+
+pytestmark = pytest.mark.xdist_group(group("survival-of-the-smartest"))
 
 
 def test_registered_with_its_claim():
@@ -21,10 +24,7 @@ def test_registered_with_its_claim():
 
 @pytest.fixture(scope="module")
 def quick():
-    exp = survival_of_the_smartest
-    fractions = []
-    outcome = exp.run(exp.context("quick", seed=0, progress=fractions.append))
-    return outcome, fractions
+    return quick_outcome("survival-of-the-smartest")
 
 
 def test_memory_learners_outperform_flat_learners_with_intervals_over_seeds(quick):
