@@ -19,7 +19,6 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -30,7 +29,7 @@ from torch.nn import functional as F
 
 from geodyn.analysis import estimate_alpha
 from geodyn.analysis.stationary import seed_interval, stationary_step_variance
-from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment
+from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment, torch_threads
 from geodyn.metric import Power
 from geodyn.optim import CGD, presets
 
@@ -38,17 +37,6 @@ __all__ = ["Probe", "digits_probe", "transformer_probe", "alpha_of_optimizers", 
 
 #: Half the ¼ shift of the controls: an estimate must be closer to the claimed α than to α ± ¼.
 RESOLUTION = 0.125
-
-
-@contextmanager
-def _threads(n: int):
-    """Run with ``torch.set_num_threads(n)`` and restore the previous setting afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass
@@ -251,7 +239,7 @@ def alpha_of_optimizers(ctx: Context) -> Outcome:
     scatter: dict[str, dict] = {}
     start = time.perf_counter()
     work, done = seeds * (len(tasks) + 1), 0
-    with _threads(1):
+    with torch_threads(1):
         for s in range(seeds):
             seed = ctx.seed + s
             probe = digits_probe(int(p["hidden"]), int(p["train_steps"]), seed)

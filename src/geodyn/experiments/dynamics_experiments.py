@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,23 +11,12 @@ import torch
 from scipy import stats
 
 from geodyn.dynamics import EulerMaruyama, FokkerPlanck2D, Histogram, LangevinEnsemble, LearningModel
-from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment
+from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment, torch_threads
 from geodyn.metric import Power
 
 __all__ = ["double_well", "state_kappa", "walkers_vs_fokker_planck"]
 
 ALPHAS = (0.0, 0.5, 1.0)
-
-
-@contextmanager
-def _threads(n: int):
-    """Run with ``torch.set_num_threads(n)`` and restore the previous setting afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -182,7 +170,7 @@ def walkers_vs_fokker_planck(ctx: Context) -> Outcome:
     checks, controls, data, panels = [], [], {}, []
     wrong_d = "(2.7) with D = γ² g⁻¹κg⁻¹ (the ½ dropped), solved on the same grids, against the same walkers"
     start = time.perf_counter()
-    with _threads(1):
+    with torch_threads(1):
         for i, alpha in enumerate(alphas):
             args = dict(metric=Power(alpha), kappa=state_kappa, gamma=gamma)
             model = LearningModel(lambda q: double_well(q, scale), **args)

@@ -34,8 +34,8 @@ import torch
 
 from geodyn.analysis import estimate_alpha
 from geodyn.analysis.stationary import seed_interval
-from geodyn.experiments.alpha_of_optimizers import _threads, digits_probe
-from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment
+from geodyn.experiments.alpha_of_optimizers import digits_probe
+from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment, torch_threads
 from geodyn.optim import presets
 
 REGIMES = ("slow", "intermediate", "fast")
@@ -158,7 +158,7 @@ def phase_transition(ctx: Context) -> Outcome:
     laws, plateaus = [], []
     start = time.perf_counter()
     work = seeds * (1 + len(sweep))
-    with _threads(1):
+    with torch_threads(1):
         for s in range(seeds):
             seed = ctx.seed + s
             probe = digits_probe(int(p["hidden"]), int(p["train_steps"]), seed)

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "REGISTRY",
     "experiment",
     "verdict_of",
+    "torch_threads",
 ]
 
 SIZES = ("quick", "full")
@@ -279,3 +282,15 @@ def experiment(
         return (REGISTRY if registry is None else registry).add(exp)
 
     return wrap
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``torch.set_num_threads(n)`` and restore the previous setting afterwards (experiments with small
+    tensors run on one thread; the runner and the tests check the setting is restored)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
