@@ -25,8 +25,8 @@ import numpy as np
 
 from geodyn.analysis import estimate_alpha
 from geodyn.analysis.stationary import seed_interval
-from geodyn.experiments.alpha_of_optimizers import _threads, digits_probe, exponent_check
-from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment
+from geodyn.experiments.alpha_of_optimizers import digits_probe, exponent_check
+from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment, torch_threads
 from geodyn.metric import Power
 from geodyn.optim import CGD
 
@@ -101,7 +101,7 @@ def fluctuation_exponent(ctx: Context) -> Outcome:
     exponents = sorted(set(ALPHAS) | set(SHIFTED.values()))
     evaluations: dict[tuple[float, float], list] = {}  # (run α, claimed α) → per-seed evaluations
     start = time.perf_counter()
-    with _threads(1):
+    with torch_threads(1):
         for s in range(seeds):
             probe = digits_probe(int(p["hidden"]), 0, ctx.seed + s)
             for j, a in enumerate(exponents):

@@ -35,7 +35,6 @@ The checks state what the run shows, either way.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import matplotlib.pyplot as plt
@@ -44,23 +43,11 @@ import torch
 from scipy import stats
 
 from geodyn.evolution import MeanEnergy, MemoryJump, MovingOptimum, Population, Quadratic, Sigmoid, TimeAverage
-from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment
+from geodyn.experiments.registry import Check, Context, Control, Outcome, experiment, torch_threads
 from geodyn.metric import MetricLaw, Power, ThreeRegime
 
 #: |z| of a Gaussian estimate at two-sided level 1e-4 (the Monte-Carlo convention of the test suite).
 Z = 3.89
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    """Run with ``n`` intra-op threads (populations of a few thousand genomes step faster on one thread: thread
-    start-up costs more than the work); the previous setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def learners(p: dict) -> dict[str, MetricLaw]:
@@ -267,7 +254,8 @@ def survival_of_the_smartest(ctx: Context) -> Outcome:
     scales, tau, n_seeds = list(p["scales"]), p["tau"], int(p["seeds"])
     n_all = len(all_laws)
     per_seed, first = [], None
-    with _threads(1):
+    # populations of a few thousand genomes step faster on one thread: thread start-up costs more than the work
+    with torch_threads(1):
         for k in range(n_seeds):
             base = ctx.seed + 10_000 * k
 
