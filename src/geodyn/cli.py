@@ -259,7 +259,7 @@ def bench(
         typer.Option("--json", help="Print results.json (with --list: the list) as JSON to stdout.  [default: off]"),
     ] = False,
     device: Annotated[
-        str, typer.Option("--device", help="'cpu' or 'cuda' (the byte LM runs at full size on a GPU).  [default: cpu]")
+        str, typer.Option("--device", help="'cpu' or 'cuda' (the byte LM runs at full size on a GPU).")
     ] = "cpu",
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""

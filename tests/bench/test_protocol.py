@@ -14,7 +14,7 @@ from geodyn.bench.protocol import HOLD, MAX_EXTENSIONS, TUNING_SEED, extend_lr, 
 from geodyn.bench.regimes import regime_shares
 from geodyn.bench.runner import tuning_state
 from geodyn.bench.scoring import first_reached, sign_test, steps_to_target
-from geodyn.bench.tasks import _digits, file_split
+from geodyn.bench.tasks import _digits, held_out_role
 from geodyn.optim import presets
 
 
@@ -133,12 +133,12 @@ def test_digits_are_standardised_with_training_statistics_only():
 
 def test_byte_lm_holds_out_whole_files():
     root = Path(sysconfig.get_paths()["stdlib"])
-    roles = {file_split(p.relative_to(root).as_posix()) for p in list(root.glob("*.py"))[:200]}
+    roles = {held_out_role(p.relative_to(root).as_posix()) for p in list(root.glob("*.py"))[:200]}
     assert roles == {"train", "validation", "test"}
-    assert file_split("json/decoder.py") == file_split("json/decoder.py")  # stable across processes (crc32)
+    assert held_out_role("json/decoder.py") == held_out_role("json/decoder.py")  # stable across processes (crc32)
     counts = {k: 0 for k in ("train", "validation", "test")}
     for p in root.rglob("*.py"):
-        counts[file_split(p.relative_to(root).as_posix())] += 1
+        counts[held_out_role(p.relative_to(root).as_posix())] += 1
     total = sum(counts.values())
     # crc32 mod 10 is close to uniform: each held-out role gets 10 % ± 5 binomial standard deviations
     sd = math.sqrt(total * 0.1 * 0.9)
@@ -211,3 +211,23 @@ def test_sweep_scores_each_pair_against_adamw_on_the_tuning_split(toy_task):
     # the two rows are different laws, so they are run, not copied
     r0 = run_cell(Cell(toy_task, "geodyn-three-regime", out["rows"][1]["lr"][toy_task], TUNING_SEED, "quick", 1.0))
     assert r0.steps_to_target == out["rows"][1]["steps"][toy_task]  # ζ̃ = 1, ε̃ = 0.1: the bench row's defaults
+
+
+def test_char_text_held_out_parts_are_interleaved_blocks_of_the_whole_text():
+    from pydoc_data.topics import topics
+
+    from geodyn.bench.tasks import TEXT_BLOCK, _text
+
+    splits, vocab = _text()
+    whole = torch.cat([splits["train"], splits["validation"], splits["test"]])
+    assert len(whole) == len("\n".join(topics[k] for k in sorted(topics)))
+    stream = "\n".join(topics[k] for k in sorted(topics))
+    stream = "".join(c if (32 <= ord(c) < 127 or c == "\n") else "?" for c in stream)
+    alphabet = sorted(set(stream))
+    for role in ("validation", "test"):
+        text = "".join(alphabet[i] for i in splits[role].tolist())
+        assert 0.05 * len(stream) < len(text) < 0.2 * len(stream)
+        # where the role's first and last blocks sit in the whole text: spread over it, not one contiguous tenth
+        first, last = stream.find(text[:TEXT_BLOCK]), stream.rfind(text[-TEXT_BLOCK // 2 :])
+        assert first >= 0 and last >= 0
+        assert last - first > 0.5 * len(stream), role

@@ -244,10 +244,17 @@ def _multiplication(seed: int, device: str = "cpu", batch: int = 32) -> Problem:
 CONTEXT = 32
 
 
+#: The pydoc text is cut into blocks of this many characters, each assigned to a role by a hash of its index.
+TEXT_BLOCK = 2048
+
+
 @cache
 def _text() -> tuple[dict[str, Tensor], int]:
     """The pydoc topics that ship with Python, as one character stream (topics in sorted order; characters outside
-    printable ASCII mapped to '?'), split 80 / 10 / 10 into train, validation and test text (contiguous parts)."""
+    printable ASCII mapped to '?'), cut into blocks of :data:`TEXT_BLOCK` characters that go to train (80 %),
+    validation (10 %) or test (10 %) by a stable hash of the block's index. Interleaved blocks make the validation and
+    test text samples of the same distribution: a contiguous 80/10/10 split puts different topics, of different
+    difficulty, in the two held-out parts, so a target set on validation would be a different bar on test."""
     from pydoc_data.topics import topics
 
     text = "\n".join(topics[k] for k in sorted(topics))
@@ -255,8 +262,10 @@ def _text() -> tuple[dict[str, Tensor], int]:
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
     ids = torch.tensor([index[c] for c in text], dtype=torch.long)
-    a, b = int(0.8 * len(ids)), int(0.9 * len(ids))
-    return {"train": ids[:a], "validation": ids[a:b], "test": ids[b:]}, len(vocab)
+    parts: dict[str, list[Tensor]] = {"train": [], "validation": [], "test": []}
+    for b, block in enumerate(ids.split(TEXT_BLOCK)):
+        parts[held_out_role(f"block-{b}")].append(block)
+    return {k: torch.cat(v) for k, v in parts.items()}, len(vocab)
 
 
 class CharTransformer(nn.Module):
@@ -339,10 +348,10 @@ def _stdlib_files() -> list[Path]:
     return sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts and "dist-packages" not in p.parts)
 
 
-def file_split(relative: str) -> str:
-    """A file's role by a stable hash of its path: 10 % validation, 10 % test, the rest train (held out by file,
-    so no validation or test text shares a file with training text)."""
-    bucket = zlib.crc32(relative.encode()) % 10
+def held_out_role(name: str) -> str:
+    """The role of a file or text block by a stable hash of its name: 10 % validation, 10 % test, the rest train
+    (the byte LM holds out by file, so no validation or test text shares a file with training text)."""
+    bucket = zlib.crc32(name.encode()) % 10
     return "validation" if bucket == 0 else "test" if bucket == 1 else "train"
 
 
@@ -352,7 +361,7 @@ def _stdlib_bytes() -> dict[str, Tensor]:
     parts: dict[str, list[bytes]] = {k: [] for k in BYTE_LM_BYTES}
     sizes = dict.fromkeys(BYTE_LM_BYTES, 0)
     for path in _stdlib_files():
-        role = file_split(path.relative_to(root).as_posix())
+        role = held_out_role(path.relative_to(root).as_posix())
         if sizes[role] >= BYTE_LM_BYTES[role]:
             continue
         try:
