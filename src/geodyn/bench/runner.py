@@ -586,7 +586,9 @@ def run_bench(
                     if extra:  # a grid extension: the plan grows
                         total += len(extra)
                         on_plan(total, -1)
-                    todo[:0] = list(reversed(new))  # a pair's next cells run after the queued tuning cells
+                    # A pair's next cells (extension trials, then its scoring seeds) run next: a long run that is
+                    # stopped keeps whole pairs, not every pair's tuning without a single score.
+                    todo.extend(reversed(new))
     except KeyboardInterrupt:
         interrupted = True
         backend.close(cancel=True)
