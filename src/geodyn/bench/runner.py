@@ -41,6 +41,9 @@ from geodyn.serialize import jsonable
 __all__ = ["SCHEMA_VERSION", "REFERENCE", "BenchResults", "run_bench", "summarise", "load_cells", "pairs_for"]
 
 SCHEMA_VERSION = 2
+#: The rows judged by :meth:`BenchResults.goals`, and the tasks that count as "the language model" there.
+GOAL_ROWS = {"diagonal": "geodyn-three-regime", "kronecker": "geodyn-three-regime-kron"}
+LANGUAGE_MODELS = ("byte-lm", "char-transformer")
 #: The optimizer every ratio is taken against (BENCHMARKS.md §2: targets are what tuned AdamW reaches).
 REFERENCE = "adamw"
 
@@ -267,6 +270,57 @@ class BenchResults:
             rows.append(row)
         return rows
 
+    def fewest(self, task: str, optimizer: str, score: str = "steps") -> bool | None:
+        """Whether ``optimizer``'s median score on ``task`` is finite and no larger than every other optimizer's
+        (ties count for both); None while a pair of the task is unfinished or the optimizer does not apply."""
+        own = self.pair(task, optimizer)
+        others = [p for p in self.pairs if p.task == task]
+        if own is None or not all(p.complete for p in others):
+            return None
+        mine = (own.steps if score == "steps" else own.time).median
+        best = min((p.steps if score == "steps" else p.time).median for p in others)
+        return math.isfinite(mine) and mine <= best
+
+    def goals(self) -> dict[str, Any]:
+        """The three-regime law's goals (docs/bench.md, "Goals"), judged on the finished tasks: the diagonal row
+        (:data:`GOAL_ROWS` ``diagonal``) takes no more steps than the reference on ≥ 6 tasks and is never ∞ where the
+        reference is finite; the Kronecker row takes the fewest steps of all optimizers on ≥ 5 tasks and the fewest
+        seconds on ≥ 4, the language model among them. ``met`` is None while a task the goal needs is unfinished."""
+        diag, kron = GOAL_ROWS["diagonal"], GOAL_ROWS["kronecker"]
+        out: dict[str, Any] = {}
+        ref = self.reference
+        if ref is not None and diag in self.optimizers:
+            within, infinite, open_ = [], [], []
+            for t in self.tasks:
+                a, b = self.pair(t, diag), self.pair(t, ref)
+                if a is None or b is None:
+                    continue
+                if not (a.complete and b.complete):
+                    open_.append(t)
+                elif math.isfinite(a.steps.median) and a.steps.median <= b.steps.median:
+                    within.append(t)
+                elif math.isinf(a.steps.median) and math.isfinite(b.steps.median):
+                    infinite.append(t)
+            if infinite or len(within) + len(open_) < 6:
+                met: bool | None = False
+            else:
+                met = True if len(within) >= 6 else None
+            out["diagonal"] = {"optimizer": diag, "steps_within_reference": within, "infinite_where_reference_finite":
+                               infinite, "unfinished": open_, "met": met}  # fmt: skip
+        if kron in self.optimizers:
+            res: dict[str, Any] = {"optimizer": kron}
+            for score, need in (("steps", 5), ("time", 4)):
+                verdicts = {t: self.fewest(t, kron, score) for t in self.tasks if self.pair(t, kron) is not None}
+                won = [t for t, v in verdicts.items() if v]
+                open_ = [t for t, v in verdicts.items() if v is None]
+                enough = len(won) >= need and (score == "steps" or any(t in LANGUAGE_MODELS for t in won))
+                could = len(won) + len(open_) >= need
+                res[f"fewest_{score}"] = won
+                res[f"unfinished_{score}"] = open_
+                res[f"met_{score}"] = True if enough else (None if open_ and could else False)
+            out["kronecker"] = res
+        return out
+
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per (task, optimizer): the table of the report and of ``geodyn reproduce --bench``."""
         out = []
@@ -329,6 +383,22 @@ class BenchResults:
                 mark = ("*" if p.on_edge else "") + (f" +{p.extensions}" if p.extensions else "")
                 cells.append(f"{p.best_lr:g}, {OPTIMIZERS[o].hyper}={p.best_hyper:g}{mark}")
             out.append(f"| {o} | " + " | ".join(cells) + " |\n")
+        goals = self.goals()
+        if goals:
+            out.append("\n**Goals of the three-regime law** (met: yes / no / open while a task is unfinished)\n\n")
+            word = {True: "yes", False: "no", None: "open"}
+            if "diagonal" in goals:
+                g = goals["diagonal"]
+                out.append(f"- {g['optimizer']}: no more steps than {self.reference} on ≥ 6 tasks and never ∞ where it "
+                           f"is finite — {word[g['met']]} ({len(g['steps_within_reference'])}: "
+                           f"{', '.join(g['steps_within_reference']) or 'none'}; ∞ where {self.reference} is finite: "
+                           f"{', '.join(g['infinite_where_reference_finite']) or 'none'})\n")  # fmt: skip
+            if "kronecker" in goals:
+                g = goals["kronecker"]
+                out.append(f"- {g['optimizer']}: fewest steps of all on ≥ 5 tasks — {word[g['met_steps']]} "
+                           f"({len(g['fewest_steps'])}: {', '.join(g['fewest_steps']) or 'none'}); fewest seconds on "
+                           f"≥ 4 including a language model — {word[g['met_time']]} ({len(g['fewest_time'])}: "
+                           f"{', '.join(g['fewest_time']) or 'none'})\n")  # fmt: skip
         regime_rows = [p for p in self.pairs if p.regimes]
         if regime_rows:
             out.append("\n**Share of variables per regime** (slow / intermediate / fast, % of variables; mean over "
@@ -381,6 +451,7 @@ class BenchResults:
                 "pairs": [p.as_dict() for p in self.pairs],
                 "ratios_steps": self.ratios("steps"),
                 "ratios_time": self.ratios("time"),
+                "goals": self.goals(),
                 "ratio_texts": {t: {o: self.ratio_text(t, o) for o in self.optimizers} for t in self.tasks},
                 "rows": self.rows(),
                 "interrupted": self.interrupted,
