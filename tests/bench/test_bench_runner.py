@@ -156,3 +156,19 @@ def test_error_cells_and_cells_of_another_definition_are_run_again(tmp_path, toy
     changed = dataclasses.replace(bench_tasks.TASKS[toy_task], quick_target=0.01)
     monkeypatch.setitem(bench_tasks.TASKS, toy_task, changed)
     assert load_cells(tmp_path / "cells", "quick") == {}
+
+
+def test_fingerprint_follows_the_implementation_of_geodyn_rows_only(monkeypatch):
+    import geodyn.bench.cell as cell_module
+
+    before = {o: cell_module.fingerprint("rosenbrock-2d", o, "quick") for o in ("adamw", "geodyn-three-regime")}
+    cell_module.implementation.cache_clear()
+    # other sources for geodyn's optimizers (here: one file fewer) must invalidate its cells, not the peers'
+    monkeypatch.setattr(cell_module, "_GEODYN_OPTIMIZER_SOURCES", ("optim", "metric.py"))
+    try:
+        after = {o: cell_module.fingerprint("rosenbrock-2d", o, "quick") for o in before}
+    finally:
+        cell_module.implementation.cache_clear()
+    assert after["adamw"] == before["adamw"]
+    assert after["geodyn-three-regime"] != before["geodyn-three-regime"]
+    assert "heavyball 3.2" in cell_module.implementation("psgd-kron") or not OPTIMIZERS["psgd-kron"].available()

@@ -15,6 +15,9 @@ import math
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -98,15 +101,46 @@ class CellResult:
         return min(finite) if TASKS[self.cell.task].goal == "min" else max(finite)
 
 
+#: The sources that define geodyn's optimizers: a cell of a geodyn row made with other code is run again.
+_GEODYN_OPTIMIZER_SOURCES = ("optim", "metric.py", "noise.py")
+
+
+@cache
+def implementation(optimizer: str) -> str:
+    """What implements ``optimizer``: for geodyn's rows a hash of the sources of geodyn.optim, geodyn.metric and
+    geodyn.noise; for peers the installed version of their library; torch's version for both."""
+    from geodyn.bench.optimizers import OPTIMIZERS
+
+    spec = OPTIMIZERS[optimizer]
+    parts = [f"torch {torch.__version__}"]
+    if spec.family == "geodyn":
+        root = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256()
+        for name in _GEODYN_OPTIMIZER_SOURCES:
+            path = root / name
+            for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+        parts.append(f"geodyn sources {digest.hexdigest()[:16]}")
+    elif spec.needs and not spec.needs.startswith("torch."):
+        module = spec.needs.split(".")[0]
+        distribution = (packages_distributions().get(module) or [module])[0]
+        try:
+            parts.append(f"{distribution} {version(distribution)}")
+        except PackageNotFoundError:
+            parts.append(f"{distribution} (not installed)")
+    return ", ".join(parts)
+
+
 def fingerprint(task: str, optimizer: str, size: str) -> str:
-    """A hash of what a cell's result depends on besides its key: the task's definition at this size and the
-    optimizer's. A saved cell whose fingerprint differs was made under another definition and is run again."""
+    """A hash of what a cell's result depends on besides its key: the task's definition at this size, the
+    optimizer's declaration and its implementation (:func:`implementation`). A saved cell whose fingerprint differs
+    was made under another definition or other code and is run again."""
     from geodyn.bench.optimizers import OPTIMIZERS
     from geodyn.bench.tasks import TASKS
 
     t, o = TASKS[task], OPTIMIZERS[optimizer]
     fields = [t.description, t.metric, t.goal, t.target_for(size), t.steps[size], t.eval_every[size]]
-    fields += [o.description, o.family, o.hyper, list(o.values), DIVERGENCE_FACTOR, HOLD]
+    fields += [o.description, o.family, o.hyper, list(o.values), DIVERGENCE_FACTOR, HOLD, implementation(optimizer)]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
 
 
