@@ -18,6 +18,7 @@ supplied by the caller (``noise``) — e.g. summed fine draws for strong-converg
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,7 +73,7 @@ class EulerMaruyama:
     def step(self, model: LearningModel, q: Tensor, z: Tensor) -> Tensor:
         """q(t + dt) from q(t) and standard normal draws z (M, N) (dW = √dt z)."""
         a, f = model.drift_and_factors(q, self.ito_drift)
-        return q + self.dt * a + (model.gamma * math.sqrt(self.dt)) * f.apply_noise(z)
+        return torch.add(q, a, alpha=self.dt).add_(f.apply_noise(z), alpha=model.gamma * math.sqrt(self.dt))
 
     def __repr__(self) -> str:
         return f"EulerMaruyama(dt={self.dt:g}, ito_drift={self.ito_drift})"
@@ -135,6 +136,7 @@ class LangevinEnsemble:
         t0: float = 0.0,
         dtype: torch.dtype | None = torch.float64,
         device: torch.device | str | None = None,
+        compile: bool = False,
     ) -> Solution:
         """Advance the walkers q0 (M, N) by ``n_steps`` steps of ``solver`` ((2.5)/(2.6) or the SDE of (2.7));
         feed every step to the recorders.
@@ -143,6 +145,12 @@ class LangevinEnsemble:
         Noise per step: ``noise[k]`` (a (n_steps, M, N) tensor of standard normal draws) or ``noise(k)`` (a
         callable), else ``torch.randn`` from ``generator`` or a new generator seeded with ``seed`` on the walkers'
         device. Raises FloatingPointError if a walker ends non-finite (step too large for the drift).
+
+        ``compile=True`` runs the solver's step through ``torch.compile`` (inductor): the drift, the automatic Itô
+        drift (forward-mode passes of κ and H̄, see :mod:`geodyn.dynamics.model`) and the update become one fused
+        program per walker shape and dtype. The first step compiles (seconds; a C++ compiler is needed on CPU);
+        noise and recorders stay eager, so the walkers are those of the eager path to round-off. Worth it for
+        long runs of many walkers (``benchmarks/simulator_cost.py``).
         """
         q = torch.as_tensor(q0)
         if dtype is not None or not q.is_floating_point():
@@ -167,6 +175,7 @@ class LangevinEnsemble:
                 generator.seed()
             else:
                 generator.manual_seed(int(seed))
+        step = _compiled_step(solver, self.model, q) if compile else solver.step
         recorders = tuple(recorders)
         for r in recorders:
             r.start(q, t0, n_steps)
@@ -179,7 +188,7 @@ class LangevinEnsemble:
                     z = noise[k - 1].to(dtype=q.dtype, device=q.device)
                 else:
                     z = noise(k - 1).to(dtype=q.dtype, device=q.device)
-                q_new = solver.step(self.model, q, z)
+                q_new = step(self.model, q, z)
                 t = t0 + k * solver.dt
                 for r in recorders:
                     r.update(k, t, q, q_new)
@@ -192,6 +201,29 @@ class LangevinEnsemble:
 
     def __repr__(self) -> str:
         return f"LangevinEnsemble({self.model!r})"
+
+
+_COMPILED: dict[type, Callable] = {}
+
+
+def _compiled_step(solver: Solver, model: LearningModel, q: Tensor) -> Callable[..., Tensor]:
+    """``solver.step`` through ``torch.compile``, one wrapper per solver class (dynamo keys the programs on the
+    solver's and model's attributes and on q's shape and dtype)."""
+    if model.kappa_is_callable and model._kappa_full is None:
+        with torch.no_grad():  # learn whether κ is diagonal or full outside the compiled program
+            model.drift_and_factors(q[:1])
+    cls = type(solver)
+    if cls not in _COMPILED:
+        _COMPILED[cls] = torch.compile(cls.step, dynamic=False)
+    compiled = _COMPILED[cls]
+
+    def step(m: LearningModel, x: Tensor, z: Tensor) -> Tensor:
+        with warnings.catch_warnings():
+            # tracing forward AD scripts torch's decompositions, which warns that torch.jit.script is deprecated
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+            return compiled(solver, m, x, z)
+
+    return step
 
 
 def _resolve_model(model, loss, grad, metric, kappa, gamma, divergence, per_sample) -> LearningModel:
