@@ -13,18 +13,19 @@ default for lists/arrays) and returns a :class:`Solution` with the final walkers
 
 Noise: standard normal draws z (M, N) per step from a seeded ``torch.Generator`` on the walkers' device, or
 supplied by the caller (``noise``) — e.g. summed fine draws for strong-convergence studies on one Brownian path.
+With ``simulate(compile=True)`` the step is one compiled program (:mod:`geodyn.dynamics.compiled`).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from geodyn.dynamics.compiled import compiled_step, uniform_pairs
 from geodyn.dynamics.model import LearningModel, TensorFn
 from geodyn.dynamics.recorders import Recorder
 from geodyn.metric import MetricLaw
@@ -146,11 +147,12 @@ class LangevinEnsemble:
         callable), else ``torch.randn`` from ``generator`` or a new generator seeded with ``seed`` on the walkers'
         device. Raises FloatingPointError if a walker ends non-finite (step too large for the drift).
 
-        ``compile=True`` runs the solver's step through ``torch.compile`` (inductor): the drift, the automatic Itô
-        drift (forward-mode passes of κ and H̄, see :mod:`geodyn.dynamics.model`) and the update become one fused
-        program per walker shape and dtype. The first step compiles (seconds; a C++ compiler is needed on CPU);
-        noise and recorders stay eager, so the walkers are those of the eager path to round-off. Worth it for
-        long runs of many walkers (``benchmarks/simulator_cost.py``).
+        ``compile=True`` runs each step as one ``torch.compile`` (inductor) program (:mod:`geodyn.dynamics.compiled`):
+        the drift, the automatic Itô drift (forward-mode passes of κ and H̄, :mod:`geodyn.dynamics.model`), the
+        update and, without ``noise``, the normals (Box–Muller from the generator's uniforms) fused. The first step
+        compiles (seconds; a C++ compiler is needed on CPU). Given the same normals (``noise``) the walkers equal
+        the eager ones to round-off; a seeded run draws the same law from another stream than the eager run.
+        Worth it for long runs of many walkers (``benchmarks/simulator_cost.py``).
         """
         q = torch.as_tensor(q0)
         if dtype is not None or not q.is_floating_point():
@@ -175,7 +177,8 @@ class LangevinEnsemble:
                 generator.seed()
             else:
                 generator.manual_seed(int(seed))
-        step = _compiled_step(solver, self.model, q) if compile else solver.step
+        if compile:
+            program = compiled_step(solver, self.model, q, uniforms=noise is None)
         recorders = tuple(recorders)
         for r in recorders:
             r.start(q, t0, n_steps)
@@ -183,12 +186,15 @@ class LangevinEnsemble:
         with torch.no_grad():
             for k in range(1, n_steps + 1):
                 if noise is None:
-                    z = torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
+                    if compile:
+                        draws = uniform_pairs(q, generator)
+                    else:
+                        draws = torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
                 elif isinstance(noise, Tensor):
-                    z = noise[k - 1].to(dtype=q.dtype, device=q.device)
+                    draws = noise[k - 1].to(dtype=q.dtype, device=q.device)
                 else:
-                    z = noise(k - 1).to(dtype=q.dtype, device=q.device)
-                q_new = step(self.model, q, z)
+                    draws = noise(k - 1).to(dtype=q.dtype, device=q.device)
+                q_new = program(q, draws) if compile else solver.step(self.model, q, draws)
                 t = t0 + k * solver.dt
                 for r in recorders:
                     r.update(k, t, q, q_new)
@@ -201,29 +207,6 @@ class LangevinEnsemble:
 
     def __repr__(self) -> str:
         return f"LangevinEnsemble({self.model!r})"
-
-
-_COMPILED: dict[type, Callable] = {}
-
-
-def _compiled_step(solver: Solver, model: LearningModel, q: Tensor) -> Callable[..., Tensor]:
-    """``solver.step`` through ``torch.compile``, one wrapper per solver class (dynamo keys the programs on the
-    solver's and model's attributes and on q's shape and dtype)."""
-    if model.kappa_is_callable and model._kappa_full is None:
-        with torch.no_grad():  # learn whether κ is diagonal or full outside the compiled program
-            model.drift_and_factors(q[:1])
-    cls = type(solver)
-    if cls not in _COMPILED:
-        _COMPILED[cls] = torch.compile(cls.step, dynamic=False)
-    compiled = _COMPILED[cls]
-
-    def step(m: LearningModel, x: Tensor, z: Tensor) -> Tensor:
-        with warnings.catch_warnings():
-            # tracing forward AD scripts torch's decompositions, which warns that torch.jit.script is deprecated
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
-            return compiled(solver, m, x, z)
-
-    return step
 
 
 def _resolve_model(model, loss, grad, metric, kappa, gamma, divergence, per_sample) -> LearningModel:
