@@ -7,7 +7,9 @@ of the uniforms); inside the fused program the transform is vectorised and nearl
 compiled float64 run outpace a numpy loop. Same law, another stream: a seeded compiled run is not the seeded eager
 run (they agree to round-off given the same normals, e.g. ``noise=``).
 
-Dynamo keys the programs on the solver's and model's attributes and on the walkers' shape and dtype; the model's
+Dynamo keys the programs on the solver's and model's attributes and on the walkers' shape and dtype, so each new
+model (another law, κ or loss), shape or dtype compiles again; past ``torch._dynamo.config.recompile_limit``
+(8 by default) programs per process dynamo runs the step eagerly instead (same results, eager speed). The model's
 κ kind (diagonal or full) is learned before the first trace so that the trace has no branch on it.
 """
 
