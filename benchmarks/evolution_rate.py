@@ -6,7 +6,8 @@
 Two workloads, each one step = every genome proposes a jump and keeps it with the sigmoid acceptance (4.5):
 
 * continuous — N = 16 real traits on a double-well landscape H = Σ_i ((q_i)² − 1)², Gaussian jumps σ = 0.3² I,
-  β_s = 2;
+  β_s = 2; geodyn in float64 and with ``Population(..., dtype=torch.float32)`` (float32 genomes, normals,
+  energies and uniforms; the numpy peer stays float64, numpy's float32 normals being no faster);
 * discrete   — NK landscape, 64 loci, K = 4 (seeded), one point mutation per genome per step, H = −log F, β_s = 50.
 
 The peer is the same algorithm written in plain numpy, vectorised over genomes within a step (one Python loop
@@ -135,6 +136,11 @@ def build_rows(genomes: int, device: str) -> dict[str, dict[str, object]]:
     rows: dict[str, dict[str, object]] = {"continuous": {}, "discrete (NK)": {}}
     cont = Population(torch.tensor(q0, device=device), DoubleWell(), GaussianJump(JUMP**2), Sigmoid(BETA_CONT), seed=1)
     rows["continuous"]["geodyn"] = GeodynRow(cont)
+    cont32 = Population(
+        torch.tensor(q0, device=device), DoubleWell(), GaussianJump(JUMP**2), Sigmoid(BETA_CONT), seed=1,
+        dtype=torch.float32,
+    )  # fmt: skip
+    rows["continuous"]["geodyn (float32)"] = GeodynRow(cont32)
     rows["continuous"]["numpy"] = NumpyContinuous(q0, seed=1)
     nk_dev = NKLandscape(LOCI, K, seed=0).to(device)
     disc = Population(torch.tensor(x0, device=device), nk_dev, PointMutation(1), Sigmoid(BETA_NK), seed=1)
@@ -172,19 +178,27 @@ def main(argv: list[str] | None = None) -> dict:
         title=f"accepted mutations per second, {args.genomes:,} genomes (median of {args.repeats} repeats "
         f"of {args.steps} steps)"
     )
-    for col in ("workload", f"geodyn ({args.device})", "numpy loop", "geodyn / numpy"):
+    for col in ("workload", "row", "accepted / s", "÷ numpy (median)", "÷ numpy (min..max per repeat)"):
         table.add_column(col, justify="right")
     results = {}
     for w in rows:
-        g, n = statistics.median(rates[w]["geodyn"]), statistics.median(rates[w]["numpy"])
+        n = statistics.median(rates[w]["numpy"])
+        g = statistics.median(rates[w]["geodyn"])
         results[w] = {
             "geodyn": g,
             "numpy": n,
             "ratio": g / n,
             "geodyn_all": rates[w]["geodyn"],
             "numpy_all": rates[w]["numpy"],
+            "rows": [],
         }
-        table.add_row(w, f"{g:,.0f}", f"{n:,.0f}", f"{g / n:.2f}×")
+        for name in rows[w]:
+            v = statistics.median(rates[w][name])
+            # repeat i of a row against repeat i of numpy: the same load fell on both
+            per = [a / b for a, b in zip(rates[w][name], rates[w]["numpy"], strict=True)]
+            results[w]["rows"].append({"name": name, "value": v, "unit": "accepted/s", "ratio_to_numpy": v / n,
+                                       "ratios_per_repeat": per})  # fmt: skip
+            table.add_row(w, name, f"{v:,.0f}", f"{v / n:.2f}×", f"{min(per):.2f}..{max(per):.2f}")
     console.print(table)
     meta = {
         "genomes": args.genomes,

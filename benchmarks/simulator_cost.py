@@ -1,7 +1,7 @@
 """Simulator cost: walker steps per second of the SDE of (2.7), and time to the stationary Fokker–Planck density.
 
     python benchmarks/simulator_cost.py [--walkers N] [--steps N] [--repeats N] [--grid N] [--threads N]
-                                        [--skip-fplanck]
+                                        [--skip-fplanck] [--no-compile] [--json FILE]
 
 Walkers — M walkers in 2-D on the double well H̄ = (x² − 1)² + y²/2 with the q-dependent diagonal noise
 κ(q) of :func:`geodyn.experiments.dynamics_experiments.state_kappa` and metric g = κ^α (α = 1, the most curved
@@ -9,11 +9,16 @@ case), γ = 0.5, Euler–Maruyama dt = 1e-3 with the Itô drift ∂_ν D^{μν}:
 
 * geodyn — ``LangevinEnsemble.simulate`` with ``EulerMaruyama`` (the Itô drift by automatic differentiation of κ);
 * geodyn (analytic) — the same with ``divergence=`` the closed-form Itô drift;
+* geodyn compiled — ``simulate(..., compile=True)``: the automatic-drift step and its Box–Muller normals as one
+  ``torch.compile`` program (the compile time of the first step is printed, not timed), in float64 and with
+  ``dtype=torch.float32`` (walkers, normals and arithmetic in float32; the numpy peer stays float64); and, to
+  show what the normals cost, the compiled float64 step fed eager ``torch.randn`` normals (``noise=``);
 * numpy — the same SDE written out by hand (closed-form ∇H̄, κ, ∂κ), vectorised over walkers, one Python loop
   iteration per step, numpy's PCG64 normals.
 
 Before timing, one step of each from the same walkers and the same normals is compared (max |difference|).
-Rows are timed interleaved; the figure is the median over repeats of walker-steps / second.
+Rows are timed interleaved; the figure is the median over repeats of walker-steps / second (``--json FILE``
+writes rows of name, value, ratio to numpy, and every repeat).
 
 Fokker–Planck — the same model at α = 0 with constant κ = 1 (∂_t p = ∂(γ p ∇H̄) + (γ²/2) Δp, expressible in
 fplanck as drag 1/γ, k_B T = γ/2, U = H̄) on a grid² grid: geodyn's assembly, ``stationary()`` solve, and
@@ -25,7 +30,10 @@ Kramers inter-well mode is not excited) until the L1 distance to the stationary 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import platform
 import statistics
 import time
 
@@ -63,7 +71,7 @@ def numpy_step(q: np.ndarray, z: np.ndarray) -> np.ndarray:
     return out
 
 
-def walkers(m: int, steps: int, repeats: int) -> None:
+def walkers(m: int, steps: int, repeats: int, compile_rows: bool = True) -> list[dict]:
     auto = LangevinEnsemble(double_well, metric=Power(ALPHA), kappa=state_kappa, gamma=GAMMA)
     exact = LangevinEnsemble(
         double_well, metric=Power(ALPHA), kappa=state_kappa, gamma=GAMMA, divergence=analytic_divergence
@@ -78,6 +86,15 @@ def walkers(m: int, steps: int, repeats: int) -> None:
         for label, ens in (("autograd", auto), ("analytic", exact)):
             diff = float(np.abs(em.step(ens.model, qt, zt).numpy() - ref).max())
             print(f"one-step agreement geodyn ({label}) vs numpy: max |Δ| = {diff:.2e}")
+    if compile_rows:
+        for dtype in (torch.float64, torch.float32):
+            t = time.perf_counter()
+            auto.simulate(qt, 1, em, seed=0, dtype=dtype, compile=True)  # compiles the timed program
+            t_compile = time.perf_counter() - t
+            out = auto.simulate(qt, 1, em, noise=zt.unsqueeze(0), dtype=dtype, compile=True).q
+            diff = float(np.abs(out.double().numpy() - ref).max())
+            print(f"one-step agreement geodyn compiled ({dtype}) vs numpy: max |Δ| = {diff:.2e}; "
+                  f"first step (compile) {t_compile:.1f} s")  # fmt: skip
 
     def run_numpy():
         q = q0.copy()
@@ -85,14 +102,22 @@ def walkers(m: int, steps: int, repeats: int) -> None:
         for _ in range(steps):
             q = numpy_step(q, gen.standard_normal((m, 2)))
 
-    def run_geodyn(ens):
+    def run_geodyn(ens, **kw):
+        kw = {"seed": 1} | kw
+
         def go():
-            ens.simulate(qt, steps, em, seed=1)
+            ens.simulate(qt, steps, em, **kw)
 
         return go
 
-    rows = {"geodyn (autograd Itô drift)": run_geodyn(auto), "geodyn (analytic Itô drift)": run_geodyn(exact),
-            "numpy (hand-written)": run_numpy}  # fmt: skip
+    rows = {"geodyn (autograd Itô drift)": run_geodyn(auto), "geodyn (analytic Itô drift)": run_geodyn(exact)}
+    if compile_rows:
+        rows["geodyn compiled (autograd Itô drift)"] = run_geodyn(auto, compile=True)
+        rows["geodyn compiled (autograd Itô drift, float32)"] = run_geodyn(auto, compile=True, dtype=torch.float32)
+        gen = torch.Generator().manual_seed(1)
+        randn = lambda k: torch.randn((m, 2), generator=gen, dtype=torch.float64)  # noqa: E731
+        rows["geodyn compiled, eager torch.randn normals"] = run_geodyn(auto, compile=True, noise=randn, seed=None)
+    rows["numpy (hand-written)"] = run_numpy
     times: dict[str, list[float]] = {k: [] for k in rows}
     for fn in rows.values():  # warm-up
         fn()
@@ -104,9 +129,15 @@ def walkers(m: int, steps: int, repeats: int) -> None:
     rate = {k: m * steps / statistics.median(v) for k, v in times.items()}
     base = rate["numpy (hand-written)"]
     print(f"\nwalker steps per second, M = {m:,} walkers, 2-D, g = κ(q)^{ALPHA:g}, {steps} steps × {repeats} repeats")
-    print(f"{'row':32s} {'walker-steps/s':>16s} {'ratio to numpy':>15s}")
+    print(f"{'row':46s} {'walker-steps/s':>16s} {'ratio to numpy':>15s} {'min..max ratio':>16s}")
+    out = []
     for k, r in rate.items():
-        print(f"{k:32s} {r:16.3e} {r / base:15.3f}")
+        # ratio of repeat i of the row to repeat i of numpy (the same load fell on both)
+        ratios = [tn / tk for tk, tn in zip(times[k], times["numpy (hand-written)"], strict=True)]
+        print(f"{k:46s} {r:16.3e} {r / base:15.3f} {min(ratios):7.3f}..{max(ratios):<7.3f}")
+        out.append({"name": k, "value": r, "unit": "walker-steps/s", "ratio_to_numpy": r / base,
+                    "ratios_per_repeat": ratios, "seconds": times[k]})  # fmt: skip
+    return out
 
 
 def fokker_planck(n: int, skip_fplanck: bool) -> None:
@@ -176,11 +207,19 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-fplanck", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
+    ap.add_argument("--json", default=None, help="also write the walker rows to this file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
-    walkers(args.walkers, args.steps, args.repeats)
+    rows = walkers(args.walkers, args.steps, args.repeats, not args.no_compile)
+    if args.json:
+        meta = {"walkers": args.walkers, "steps": args.steps, "repeats": args.repeats, "torch": torch.__version__,
+                "numpy": np.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                "machine": platform.platform()}  # fmt: skip
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
     fokker_planck(args.grid, args.skip_fplanck)
 
 

@@ -185,6 +185,53 @@ def test_step_accepts_and_rejects_consistently():
     assert bool(info.accepted[info.h_proposal <= info.h_old].all())
 
 
+def test_float32_step_matches_a_float64_reference_from_the_same_draws():
+    """``dtype=torch.float32``: one step equals the step (4.1), (4.5) recomputed in float64 numpy from the same
+    float32 normals z and uniforms u (re-drawn from a generator with the population's seed, in its order).
+
+    Bounds (u₃₂ = 2⁻²⁴, first order, then doubled for higher orders): the proposal q + s z rounds s = 0.3, s·z
+    and the sum: |Δq'| ≤ 3u₃₂(|q| + |s z|). H = Σ_i w_i², w = q² − 1, over 16 coordinates: q² and the
+    subtraction give |Δw| ≤ u₃₂(q² + |w|), the square 2|w||Δw| + u₃₂w², the 15 additions 15u₃₂ Σ w², and an
+    input error Δq' adds |∂H/∂q_i| |Δq'_i| = |4 q_i w_i| |Δq'_i|. The float32 decision u < σ(−β ΔH) may differ
+    from float64 only where |u − A| ≤ (β/4)(|ΔH(q')| + |ΔH(q)|) + 2u₃₂ (σ' ≤ ¼, one rounding each side).
+    """
+    seed, beta, m = 7, 2.0, 4000
+    q0 = torch.randn(m, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    pop = Population(q0, DoubleWell(), GaussianJump(0.3**2), Sigmoid(beta), seed=seed, dtype=torch.float32)
+    info = pop.step()
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(q0.shape, generator=gen, dtype=torch.float32).double().numpy()
+    u = torch.rand(m, generator=gen, dtype=torch.float32).double().numpy()
+    q = q0.double().numpy()
+    prop = q + 0.3 * z
+    u32 = 2.0**-24
+    dq = np.abs(info.proposal.double().numpy() - prop)
+    assert np.all(dq <= 3 * u32 * (np.abs(q) + np.abs(0.3 * z)))
+
+    def energy(x):
+        return ((x * x - 1.0) ** 2).sum(1)
+
+    def energy_bound(x, dx):
+        w = x * x - 1.0
+        dw = u32 * (x * x + np.abs(w))
+        return 2 * ((2 * np.abs(w) * dw + u32 * w * w + np.abs(4 * x * w) * dx).sum(1) + 15 * u32 * (w * w).sum(1))
+
+    h_old, h_prop = energy(q), energy(prop)
+    bound_prop = energy_bound(prop, 3 * u32 * (np.abs(q) + np.abs(0.3 * z)))
+    bound_old = energy_bound(q, 0.0 * q)
+    assert np.all(np.abs(info.h_proposal.double().numpy() - h_prop) <= bound_prop)
+    assert np.all(np.abs(info.h_old.double().numpy() - h_old) <= bound_old)
+    a = 1.0 / (1.0 + np.exp(beta * (h_prop - h_old)))
+    clear = np.abs(u - a) > beta / 4 * (bound_prop + bound_old) + 2 * u32
+    accepted = info.accepted.numpy()
+    assert clear.mean() > 0.99  # the comparison is decided for nearly every genome
+    assert np.array_equal(accepted[clear], (u < a)[clear])
+    assert 0.2 < accepted.mean() < 0.8  # both outcomes are exercised
+    sel = np.where(accepted[:, None], info.proposal.numpy(), q0.numpy())
+    assert np.array_equal(info.q.numpy(), sel)
+    assert info.q.dtype == info.h.dtype == torch.float32
+
+
 def test_population_rejects_bad_arguments():
     with pytest.raises(ValueError, match="demes"):
         Population(torch.zeros(10, 2), Quadratic(1.0), GaussianJump(0.1), Sigmoid(1.0), demes=3)
@@ -196,6 +243,11 @@ def test_population_rejects_bad_arguments():
         )
     with pytest.raises(ValueError, match="beta_s"):
         Sigmoid(-1.0)
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        Population(torch.zeros(4, 1), Quadratic(1.0), GaussianJump(0.1), Sigmoid(1.0), dtype=torch.int64)
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        Population(torch.zeros(4, 8, dtype=torch.bool), NKLandscape(8, 2), PointMutation(1), Sigmoid(1.0),
+                   dtype=torch.float32)  # fmt: skip
 
 
 def test_recorders():

@@ -13,6 +13,7 @@ default for lists/arrays) and returns a :class:`Solution` with the final walkers
 
 Noise: standard normal draws z (M, N) per step from a seeded ``torch.Generator`` on the walkers' device, or
 supplied by the caller (``noise``) — e.g. summed fine draws for strong-convergence studies on one Brownian path.
+With ``simulate(compile=True)`` the step is one compiled program (:mod:`geodyn.dynamics.compiled`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from geodyn.dynamics.compiled import compiled_step, uniform_pairs
 from geodyn.dynamics.model import LearningModel, TensorFn
 from geodyn.dynamics.recorders import Recorder
 from geodyn.metric import MetricLaw
@@ -72,7 +74,7 @@ class EulerMaruyama:
     def step(self, model: LearningModel, q: Tensor, z: Tensor) -> Tensor:
         """q(t + dt) from q(t) and standard normal draws z (M, N) (dW = √dt z)."""
         a, f = model.drift_and_factors(q, self.ito_drift)
-        return q + self.dt * a + (model.gamma * math.sqrt(self.dt)) * f.apply_noise(z)
+        return torch.add(q, a, alpha=self.dt).add_(f.apply_noise(z), alpha=model.gamma * math.sqrt(self.dt))
 
     def __repr__(self) -> str:
         return f"EulerMaruyama(dt={self.dt:g}, ito_drift={self.ito_drift})"
@@ -135,6 +137,7 @@ class LangevinEnsemble:
         t0: float = 0.0,
         dtype: torch.dtype | None = torch.float64,
         device: torch.device | str | None = None,
+        compile: bool = False,
     ) -> Solution:
         """Advance the walkers q0 (M, N) by ``n_steps`` steps of ``solver`` ((2.5)/(2.6) or the SDE of (2.7));
         feed every step to the recorders.
@@ -143,6 +146,13 @@ class LangevinEnsemble:
         Noise per step: ``noise[k]`` (a (n_steps, M, N) tensor of standard normal draws) or ``noise(k)`` (a
         callable), else ``torch.randn`` from ``generator`` or a new generator seeded with ``seed`` on the walkers'
         device. Raises FloatingPointError if a walker ends non-finite (step too large for the drift).
+
+        ``compile=True`` runs each step as one ``torch.compile`` (inductor) program (:mod:`geodyn.dynamics.compiled`):
+        the drift, the automatic Itô drift (forward-mode passes of κ and H̄, :mod:`geodyn.dynamics.model`), the
+        update and, without ``noise``, the normals (Box–Muller from the generator's uniforms) fused. The first step
+        compiles (seconds; a C++ compiler is needed on CPU). Given the same normals (``noise``) the walkers equal
+        the eager ones to round-off; a seeded run draws the same law from another stream than the eager run.
+        Worth it for long runs of many walkers (``benchmarks/simulator_cost.py``).
         """
         q = torch.as_tensor(q0)
         if dtype is not None or not q.is_floating_point():
@@ -167,6 +177,8 @@ class LangevinEnsemble:
                 generator.seed()
             else:
                 generator.manual_seed(int(seed))
+        if compile:
+            program = compiled_step(solver, self.model, q, uniforms=noise is None)
         recorders = tuple(recorders)
         for r in recorders:
             r.start(q, t0, n_steps)
@@ -174,12 +186,15 @@ class LangevinEnsemble:
         with torch.no_grad():
             for k in range(1, n_steps + 1):
                 if noise is None:
-                    z = torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
+                    if compile:
+                        draws = uniform_pairs(q, generator)
+                    else:
+                        draws = torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
                 elif isinstance(noise, Tensor):
-                    z = noise[k - 1].to(dtype=q.dtype, device=q.device)
+                    draws = noise[k - 1].to(dtype=q.dtype, device=q.device)
                 else:
-                    z = noise(k - 1).to(dtype=q.dtype, device=q.device)
-                q_new = solver.step(self.model, q, z)
+                    draws = noise(k - 1).to(dtype=q.dtype, device=q.device)
+                q_new = program(q, draws) if compile else solver.step(self.model, q, draws)
                 t = t0 + k * solver.dt
                 for r in recorders:
                     r.update(k, t, q, q_new)

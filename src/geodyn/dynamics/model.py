@@ -19,17 +19,22 @@ Conventions (documented defaults, EQUATIONS.md):
 * ``kappa`` may be a number (κ = c I), an (N,) tensor (diagonal), an (N, N) tensor (full), or a callable
   q ↦ κ(q) returning (P, N) (diagonal) or (P, N, N) (full). A callable must act row by row: κ of walker m may
   depend only on q[m] (the Itô drift differentiates the batch with a tangent in every row at once), and be
-  built from differentiable torch operations (reverse mode for a diagonal κ, forward mode for a full κ).
+  built from differentiable torch operations (reverse mode for a diagonal κ, forward mode for a full κ and for
+  every κ under ``torch.compile``).
 * Negative eigenvalues of κ are clipped to 0 and tiny ones (below N·eps·λ_max) are treated as 0, and where g = 0
   the inverse metric is 0 (:func:`geodyn.optim.spectral.inverse_metric`). The Itô drift needs κ ≻ 0 wherever
   it is evaluated when f(λ) has an exponent above ½ (h(λ) = λ^{1−2α} is singular at 0).
 * ``loss`` is batched by default: it maps (P, N) to (P,), and its gradient is the autograd gradient of the summed
   loss. With ``per_sample=True`` it maps (N,) to a scalar and is vectorised with ``torch.func.vmap(grad(loss))``.
   Alternatively ``grad`` gives ∇H̄ analytically, (P, N) ↦ (P, N).
+* Under ``torch.compile`` (``LangevinEnsemble.simulate(compile=True)``) a q-dependent diagonal κ is differentiated
+  in forward mode, and for N ≤ 4 the SDE drift takes ∇H̄ of a batched loss from the same passes (tangent e_μ in
+  every row gives ∂_μH̄ and ∂_μκ at once): N dual-number evaluations, no backward pass, one fused program.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +49,23 @@ from geodyn.optim.spectral import clipped_eigh, default_rcond, inverse_metric
 __all__ = ["LearningModel", "matrix_function_derivative", "symmetric_eigh"]
 
 TensorFn = Callable[[Tensor], Tensor]
+
+#: Largest N for which the drift takes ∇H̄ from the forward-mode passes of the Itô drift (N passes of H̄ instead of
+#: one forward and one backward pass: cheaper for small N only).
+FUSED_GRAD_MAX_N = 4
+
+
+@contextlib.contextmanager
+def _forward_ad_warnings_off():
+    with warnings.catch_warnings():
+        # torch's first forward-AD use scripts its decompositions and warns that torch.jit.script is deprecated
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+        yield
+
+
+def _quiet_forward_ad():
+    """The warnings filter above, or nothing inside torch.compile (which does not trace a warnings filter)."""
+    return contextlib.nullcontext() if torch.compiler.is_compiling() else _forward_ad_warnings_off()
 
 
 def symmetric_eigh(k: Tensor, rcond: float | None = None) -> tuple[Tensor, Tensor]:
@@ -98,13 +120,15 @@ class Factors:
 
     ``diagonal``: lam (P or 1, N) are κ's diagonal entries and ``vecs`` is None. Otherwise lam (…, N) and vecs
     (…, N, N) with κ = Q diag(λ) Qᵀ. ``ginv`` = 1/f(λ) (0 where f = 0) and ``noise`` = √λ/f(λ) are eigenvalues of
-    g⁻¹ and B = g⁻¹κ^{1/2}.
+    g⁻¹ and B = g⁻¹κ^{1/2}. ``loss_grad`` is ∇H̄ at the same points when it came out of the forward-mode passes
+    that differentiated κ (else None).
     """
 
     lam: Tensor
     vecs: Tensor | None
     ginv: Tensor
     noise: Tensor
+    loss_grad: Tensor | None = None
 
     @property
     def diagonal(self) -> bool:
@@ -244,7 +268,8 @@ class LearningModel:
     def gradient_drift(self, q: Tensor, factors: Factors | None = None) -> Tensor:
         """−γ g⁻¹ ∇H̄ at q: covariant gradient descent (2.2), the deterministic part of (2.5) and of (2.7)."""
         f = self.factors(q) if factors is None else factors
-        return -self.gamma * f.apply_inverse_metric(self.loss_grad(q))
+        grad = self.loss_grad(q) if f.loss_grad is None else f.loss_grad
+        return f.apply_inverse_metric(grad).mul_(-self.gamma)
 
     def noise_factor(self, q: Tensor) -> Tensor:
         """B = g⁻¹ κ^{1/2} (symmetric, B Bᵀ = g⁻¹κg⁻¹ (2.8)) as a (P, N, N) or (N, N) matrix."""
@@ -279,12 +304,22 @@ class LearningModel:
         With D = (γ²/2) h(κ), h(λ) = λ/f(λ)²:
 
         * diagonal κ: ∂_μ D^{μμ} = (γ²/2) h'(κ_μ) ∂_μκ_μ, with ∂_μκ_μ by reverse mode (one backward pass per
-          coordinate on one graph);
+          coordinate on one graph); inside ``torch.compile`` instead by N forward-mode passes, tangent e_μ in every
+          row, which for N ≤ ``FUSED_GRAD_MAX_N`` and a batched loss also carry H̄ (the factors then hold ∇H̄,
+          ``Factors.loss_grad``) — one fusable program, where eager forward mode costs more than reverse mode;
         * full κ = Q diag(λ) Qᵀ: by Daleckii–Krein, Σ_ν ∂_ν D^{μν} = (γ²/2) Σ_ab Q_μa L_ab v_aᵀ (∂_{v_b} κ) v_b with
           L the divided differences of h (:func:`matrix_function_derivative`) and ∂_{v_b} the derivative along
           eigenvector v_b of each walker — N forward-mode (dual number) passes of κ, no N×N×N tensor.
         """
         n = q.shape[-1]
+        if self._kappa_full is not True and torch.compiler.is_compiling():
+            diagonal = self._diagonal_jets(q.detach())
+            if diagonal is not None:
+                k, dk, grad = diagonal
+                f = self._factors_of(k)
+                f.loss_grad = grad
+                _, dh = self._h_and_slope(f.lam)
+                return f, dh.mul_(dk).mul_(0.5 * self.gamma**2)
         if self._kappa_full is not True:
             x = q.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -305,9 +340,7 @@ class LearningModel:
         h, dh = self._h_and_slope(f.lam)
         assert f.vecs is not None
         columns = []
-        with warnings.catch_warnings(), fwAD.dual_level():
-            # torch's first forward-AD use scripts its decompositions and warns that torch.jit.script is deprecated
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+        with _quiet_forward_ad(), fwAD.dual_level():
             for b in range(n):
                 v_b = f.vecs[..., :, b].contiguous()
                 dk = fwAD.unpack_dual(self.kappa(fwAD.make_dual(x, v_b))).tangent
@@ -322,6 +355,38 @@ class LearningModel:
         in_eigenbasis = (L * rotated).sum(-1)  # Σ_b L_ab (…)_ab
         return f, 0.5 * self.gamma**2 * (f.vecs @ in_eigenbasis.unsqueeze(-1)).squeeze(-1)
 
+    def _diagonal_jets(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """(κ(x), ∂_μκ_μ(x), ∇H̄(x) or None) for a diagonal κ by N dual-number passes, tangent e_μ in every row
+        (κ acts row by row, so the tangent of κ_μ is ∂_μκ_μ); None, remembered, when κ turns out full.
+
+        ∇H̄ rides along (tangent of H̄ = ∂_μH̄) for a batched ``loss`` without analytic ``grad`` when N ≤
+        ``FUSED_GRAD_MAX_N``; otherwise the drift takes it by reverse mode as before.
+        """
+        n = x.shape[-1]
+        with_loss = self.grad is None and not self.per_sample and self.loss is not None and n <= FUSED_GRAD_MAX_N
+        k, dk_cols, grad_cols = x, [], []
+        with _quiet_forward_ad(), fwAD.dual_level():
+            for mu in range(n):
+                tangent = torch.zeros_like(x)
+                tangent[:, mu] = 1.0
+                dual = fwAD.make_dual(x, tangent)
+                k, dk = fwAD.unpack_dual(self.kappa_at(dual))
+                if k.ndim == 3:
+                    self._kappa_full = True
+                    return None
+                dk_cols.append(torch.zeros_like(x[:, mu]) if dk is None else dk[:, mu])
+                if with_loss:
+                    assert self.loss is not None
+                    value, dvalue = fwAD.unpack_dual(self.loss(dual))
+                    if value.shape != x.shape[:1]:
+                        raise ValueError(
+                            f"a batched loss must map (P, N) to (P,), got {tuple(value.shape)}; see per_sample"
+                        )
+                    grad_cols.append(torch.zeros_like(x[:, mu]) if dvalue is None else dvalue.to(x.dtype))
+        self._kappa_full = False
+        grad = torch.stack(grad_cols, dim=-1) if with_loss else None
+        return k, torch.stack(dk_cols, dim=-1).to(x.dtype), grad
+
     def drift_and_factors(self, q: Tensor, ito: bool = True) -> tuple[Tensor, Factors]:
         """(drift of (2.7), factors at q), evaluating κ(q) once: −γ g⁻¹∇H̄ (+ ∂_ν D^{μν} when ``ito``)."""
         if not (ito and self.kappa_is_callable):
@@ -331,7 +396,7 @@ class LearningModel:
             f = self.factors(q)
             return self.gradient_drift(q, f) + self.divergence(q), f
         f, div = self._factors_and_ito(q)
-        return self.gradient_drift(q, f) + div, f
+        return self.gradient_drift(q, f).add_(div), f
 
     def ito_drift(self, q: Tensor) -> Tensor:
         """∂_ν D^{μν}(q) (2.7): the drift a Langevin walker needs to sample the gradient-form Fokker–Planck equation.
