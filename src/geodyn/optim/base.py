@@ -287,7 +287,11 @@ class CovariantOptimizer(Optimizer):
         super().load_state_dict(dict(state_dict, param_groups=rebuilt, state=states))
 
     # -- the step --------------------------------------------------------------------------------------
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def _step_group(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
+    ) -> bool | None:
+        """Step one group; with ``check`` (only if :meth:`_checks_in_step`) return False, touching nothing, when a
+        gradient is not finite."""
         raise NotImplementedError
 
     def _init_group_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
@@ -318,21 +322,46 @@ class CovariantOptimizer(Optimizer):
             if any(g.is_sparse for g in grads):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             candidates.append((index, group, params, grads))
+        if (
+            len(candidates) == 1
+            and candidates[0][1]["nonfinite"] != "ignore"
+            and self.nonfinite_group is None
+            and not has_dtensor(candidates[0][3])
+            and self._checks_in_step(*candidates[0][1:])
+        ):
+            # One group to step and its step decides finiteness itself, on device, in the pass that updates
+            # (masked): refusing it leaves everything unchanged, as the check below would.
+            index, group, params, grads = candidates[0]
+            if not self._step_group(group, params, grads, check=True):
+                self._refuse(index, group)
+            return
         checked = [grads for _, group, _, grads in candidates if group["nonfinite"] != "ignore"]
         flags = iter(self._nonfinite_flags(checked))
         work = []
         for index, group, params, grads in candidates:
             if group["nonfinite"] != "ignore" and next(flags):
-                if group["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
-                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
+                self._refuse(index, group)
                 continue
             work.append((group, params, grads))
         for group, params, grads in work:
             self._step_group(group, params, grads)
+
+    def _refuse(self, index: int, group: dict[str, Any]) -> None:
+        """A group's step was refused for a non-finite gradient (nothing was touched): raise, or count a skip."""
+        if group["nonfinite"] == "raise":
+            raise NonFiniteGradientError(
+                f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
+                "state were left unchanged (pass nonfinite='skip' to skip such steps)"
+            )
+        self.skipped_steps += 1
+
+    def _checks_in_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> bool:
+        """Whether ``_step_group(..., check=True)`` decides finiteness itself (and returns False to refuse).
+
+        Asked only for a single group to step whose ranks need not agree (no DTensor gradients, no
+        ``nonfinite_group``: those take the all-reduced check of :meth:`_nonfinite_flags`).
+        """
+        return False
 
     def _traced_step(self) -> None:
         """The step as dynamo traces it: the finiteness flag stays a tensor and masks the update (no host sync)."""

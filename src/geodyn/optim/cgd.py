@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from geodyn.metric import MetricLaw
+from geodyn.metric import MetricLaw, PowerSum
 from geodyn.noise import (
     diagonal_moment_update,
     diagonal_moment_update_foreach,
@@ -35,6 +35,7 @@ from geodyn.optim.base import (
     CovariantOptimizer,
     NonFiniteGradientError,
     _as_float,
+    all_finite,
     effective_gradient,
     group_options,
 )
@@ -155,15 +156,46 @@ def cgd_foreach(
         return
     noise = list(noise_moments)
     diagonal_moment_update_foreach(noise, noise_deviation_foreach(grads, first_moments, moment), beta2, eps_inside)
-    if not bias_correction:
-        metric_values = metric.apply_foreach(noise)
-    elif all(t == ts[0] for t in ts):  # the usual case: fold 1/(1−β₂ᵗ) into the law, no scaled copy of K
-        metric_values = metric.apply_foreach(noise, scale=1.0 / (1.0 - beta2 ** ts[0]))
+    if not bias_correction or all(t == ts[0] for t in ts):
+        # The usual case: 1/(1−β₂ᵗ) and the leading coefficient go into the law's constants and the step size,
+        # so neither a scaled copy of K nor a pass scaling g is made.
+        law, scale, factor = _normalised_law(metric, 1.0 / (1.0 - beta2 ** ts[0]) if bias_correction else 1.0)
+        metric_values = law.apply_foreach(noise, scale=scale)
+        if factor != 1.0:
+            step_sizes = [s / factor for s in step_sizes]
     else:
         metric_values = metric.apply_foreach(torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts]))
     if may_vanish(metric):
         metric_values = [_no_step_where_flat_zero(v) for v in metric_values]
     torch._foreach_addcdiv_(params, first_moments, metric_values, step_sizes)
+
+
+def _normalised_law(metric: MetricLaw, scale: float) -> tuple[MetricLaw, float, float]:
+    """(h, s', c) with g(scale·λ) = c·h(s'·λ), where for a plain PowerSum (6.8) s' = 1 and h's leading
+    non-constant coefficient is 1.
+
+    g(sλ) = Σ cᵢ s^{aᵢ} λ^{aᵢ}; dividing by c = c₀ s^{a₀} (the first term with a₀ > 0) leaves h = λ^{a₀} + …, so
+    the multi-tensor step evaluates h without a pass for the leading factor and divides the step size by c.
+    Any other law is returned as ``(metric, scale, 1)``.
+    """
+    if not _plain_power_sum(metric):
+        return metric, scale, 1.0
+    scaled = [(c * scale**a if scale != 1.0 else c, a) for c, a in metric.terms]
+    factor = next(c for c, a in scaled if a > 0.0)
+    if factor == 1.0 and scale == 1.0:
+        return metric, 1.0, 1.0
+    return PowerSum([(c / factor, a) for c, a in scaled]), 1.0, factor
+
+
+def _plain_power_sum(metric: MetricLaw) -> bool:
+    """A PowerSum evaluated by PowerSum's own code, so that its terms say everything about it."""
+    kind = type(metric)
+    return (
+        isinstance(metric, PowerSum)
+        and not metric.is_flat
+        and kind.__call__ is PowerSum.__call__
+        and kind.apply_foreach is PowerSum.apply_foreach
+    )
 
 
 def _cgd_foreach_traced(
@@ -315,7 +347,13 @@ class CGD(CovariantOptimizer):
         for p in params:
             self._init_state(p, group["metric"])
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def _checks_in_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> bool:
+        # The compiled program reduces the flag and masks the update in one pass over the data.
+        return bool(group.get("compiled", False))
+
+    def _step_group(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
+    ) -> bool:
         metric = group["metric"]
         states = [self._init_state(p, metric) for p in params]
         first_moments = [s["first_moment"] for s in states]
@@ -331,9 +369,11 @@ class CGD(CovariantOptimizer):
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
+        if check and not group.get("compiled", False) and not all_finite(grads):
+            return False
         if group["foreach"] is False and not torch.compiler.is_compiling():  # traced: one path, on tensor scalars
             cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
-            return
+            return True
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, p in enumerate(params):
             buckets.setdefault((p.device, p.dtype), []).append(i)
@@ -342,8 +382,14 @@ class CGD(CovariantOptimizer):
             from geodyn.optim.compiled import cgd_compiled
 
             step = cgd_compiled
+            if check and len(buckets) > 1:  # a refused step must leave every bucket unchanged: decide first
+                if not all_finite(grads):
+                    return False
+                check = False
+            if check:
+                options["check"] = True
         for indices in buckets.values():
-            step(
+            applied = step(
                 [params[i] for i in indices],
                 [grads[i] for i in indices],
                 [first_moments[i] for i in indices],
@@ -351,3 +397,6 @@ class CGD(CovariantOptimizer):
                 [steps[i] for i in indices],
                 **options,
             )
+            if check and not applied:
+                return False
+        return True
