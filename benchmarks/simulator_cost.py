@@ -1,7 +1,7 @@
 """Simulator cost: walker steps per second of the SDE of (2.7), and time to the stationary Fokker–Planck density.
 
     python benchmarks/simulator_cost.py [--walkers N] [--steps N] [--repeats N] [--grid N] [--threads N]
-                                        [--skip-fplanck]
+                                        [--skip-fplanck] [--json FILE]
 
 Walkers — M walkers in 2-D on the double well H̄ = (x² − 1)² + y²/2 with the q-dependent diagonal noise
 κ(q) of :func:`geodyn.experiments.dynamics_experiments.state_kappa` and metric g = κ^α (α = 1, the most curved
@@ -25,6 +25,7 @@ Kramers inter-well mode is not excited) until the L1 distance to the stationary 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -37,6 +38,8 @@ from geodyn.experiments.dynamics_experiments import double_well, state_kappa
 from geodyn.metric import Power
 
 GAMMA, ALPHA, DT = 0.5, 1.0, 1e-3
+# Rows for --json, in the schema of benchmarks/report.py (table, name, seconds, ratio, baseline).
+RECORDS: list[dict] = []
 DOMAIN = ((-2.4, 2.4), (-2.0, 2.0))
 
 
@@ -107,6 +110,9 @@ def walkers(m: int, steps: int, repeats: int) -> None:
     print(f"{'row':32s} {'walker-steps/s':>16s} {'ratio to numpy':>15s}")
     for k, r in rate.items():
         print(f"{k:32s} {r:16.3e} {r / base:15.3f}")
+        RECORDS.append({"table": f"Walkers: M = {m:,}, {steps} Euler–Maruyama steps (higher ratio = faster)",
+                        "name": k, "seconds": statistics.median(times[k]), "ratio": r / base,
+                        "baseline": "numpy (hand-written)", "note": f"{r:.3e} walker-steps/s"})  # fmt: skip
 
 
 def fokker_planck(n: int, skip_fplanck: bool) -> None:
@@ -164,6 +170,11 @@ def fokker_planck(n: int, skip_fplanck: bool) -> None:
         print(f"{'fplanck steady_state() (L1 vs exact: ' + f'{ferr:.1e})':44s} {t_fs:9.3f}")
         print(f"ratio fplanck / geodyn, stationary solve: {t_fs / t_stat:.2f}; "
               f"assembly + solve: {(t_fb + t_fs) / (t_build + t_stat):.2f}")  # fmt: skip
+        table = f"Fokker–Planck stationary state, {n}² grid (time ÷ geodyn assembly + stationary)"
+        for name, sec in (("geodyn assembly + stationary()", t_build + t_stat), ("geodyn evolve to L1 1e-6", t_evolve),
+                          ("fplanck assembly + steady_state()", t_fb + t_fs)):  # fmt: skip
+            RECORDS.append({"table": table, "name": name, "seconds": sec, "ratio": sec / (t_build + t_stat),
+                            "baseline": "geodyn assembly + stationary()"})  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - report, do not crash the table
         print(f"fplanck steady_state failed: {exc!r}")
 
@@ -176,12 +187,17 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-fplanck", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON (benchmarks/report.py)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
     walkers(args.walkers, args.steps, args.repeats)
     fokker_planck(args.grid, args.skip_fplanck)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"benchmark": "simulator_cost", "threads": torch.get_num_threads(), "torch": torch.__version__,
+                       "numpy": np.__version__, "rows": RECORDS}, fh, indent=2)  # fmt: skip
 
 
 if __name__ == "__main__":
