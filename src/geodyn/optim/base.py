@@ -9,6 +9,12 @@ State is plain data: :meth:`CovariantOptimizer.state_dict` stores each group's m
 ``torch.load`` with its defaults (``weights_only=True``) reads a checkpoint; state dicts holding the law objects
 (written before specs existed) load too. Copies and pickles carry the optimizer's own attributes.
 
+Eager steps decide finiteness before anything is touched (one multi-tensor norm), or, where the group's step can
+do it itself (``CGD(compiled=True)``, :meth:`CovariantOptimizer._checks_in_step`), inside the compiled program that
+updates: an on-device flag masks the update, and the host reads that flag once after it (a memory read on the
+CPU). Either way "raise" raises from the same ``step()`` call and a refused step changes nothing
+(docs/optimizer-contract.md, "Non-finite gradients").
+
 Under ``torch.compile(opt.step)`` the finiteness check runs on tensors (no host sync): a group whose gradients
 hold NaN or inf keeps its parameters and state by a masked update, whatever its ``nonfinite`` policy (raising
 needs the host to look at the flag); eager steps keep the raise/skip/ignore policies.

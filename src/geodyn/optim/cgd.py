@@ -273,9 +273,14 @@ class CGD(CovariantOptimizer):
         foreach: use multi-tensor kernels (default) or the per-tensor reference loop.
         compiled: fuse each parameter's whole update into one loop with torch.compile
             (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds), later steps cost
-            about as much as one pass over p, G, m and K.
-        nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`), "skip" the
-            group's step, or "ignore" (no check). Parameters and state are never touched by a refused step.
+            about as much as one pass over p, G, m and K. With a non-finite check, the check is part of that
+            program (an on-device flag and a masked update) when a single group with one dtype and device is
+            stepped. Opt-in: compiling costs seconds per set of parameter shapes (14 s for the 1 M-parameter MLP of
+            benchmarks/step_cost.py on 2 shared CPU cores), too much for the many short runs (tests,
+            experiments) that construct CGD.
+        nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`, from the same
+            ``step()`` call), "skip" the group's step (counted in ``skipped_steps``), or "ignore" (no check).
+            Parameters, moments and step counters are never touched by a refused step.
         nonfinite_group: a process group over which to agree on the non-finite check for plain-tensor parameters
             whose gradients differ between ranks (e.g. pipeline stages). Not needed under DistributedDataParallel
             (gradients are already all-reduced) nor for DTensor parameters (always agreed over their mesh).

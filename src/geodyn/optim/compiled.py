@@ -26,6 +26,10 @@ How recompilation is avoided:
   :func:`~geodyn.optim.cgd.cgd_foreach` instead, with one warning per key; shape sets compiled before keep their
   kernels.
 - Laws without a constant floor (g(0) = 0, e.g. Power(1)) give no step where g = 0, as the eager step does.
+- ``check=True`` (the optimizer's ``nonfinite`` policies "raise" and "skip") adds the finiteness decision to the
+  same program: "all gradients finite" is reduced on device (one read of G, vectorised) and every store is
+  ``where(finite, new, old)``, so a refused step rewrites what it read. The step counters then advance on the host
+  after it reads the flag (they are CPU tensors, as in torch's non-capturable optimizers).
 
 The first call per key and shape set compiles (seconds to tens of seconds on 2 CPU cores); inductor's on-disk
 cache makes later processes faster. float16/bfloat16 tensors are updated in float32 inside the kernel and
