@@ -20,10 +20,13 @@ import math
 import pytest
 import torch
 
+import geodyn.optim.cgd as cgd_module
 from geodyn.metric import Custom, Interpolating, MetricLaw, Power, ThreeRegime
 from geodyn.optim import CGD, NonFiniteGradientError
 from geodyn.optim.cgd import cgd_foreach, cgd_reference
 from geodyn.optim.compiled import cgd_compiled, compiled_step_source
+
+from helpers import train_pair
 
 TOL = 1e-12
 SHAPES = [(7, 5), (7,), (3, 7), (), (3,)]
@@ -196,3 +199,58 @@ def test_cgd_compiled_raise_is_immediate_and_skip_continues_like_the_reference(d
     tol = TOL if dtypes[-1] == torch.float64 else 1e-6
     assert max((a - b).abs().max().item() for a, b in zip(mine, theirs, strict=True)) <= tol
     assert max((a - b).abs().max().item() for a, b in zip(mine, _model_params(dtypes), strict=True)) > 1e-3
+
+
+# -- the default step: compiled for large groups after AUTO_COMPILE_AFTER steps ---------------------------------
+
+
+def _count_compiled_calls(monkeypatch, fail: bool = False) -> list[int]:
+    import geodyn.optim.compiled as compiled_module
+
+    calls: list[int] = []
+    real = compiled_module.cgd_compiled
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        if fail:
+            raise RuntimeError("no C++ compiler\nsecond line")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compiled_module, "cgd_compiled", counting)
+    monkeypatch.setattr(cgd_module, "_auto_compile_failure", [])
+    return calls
+
+
+@pytest.mark.parametrize("flags", [dict(foreach=True), dict(compiled=False), dict()], ids=["foreach", "eager", "small"])
+def test_default_step_stays_eager_when_asked_or_small(monkeypatch, flags):
+    calls = _count_compiled_calls(monkeypatch)
+    monkeypatch.setattr(cgd_module, "AUTO_COMPILE_AFTER", 2)
+    if flags:  # explicit choices win over the size rule
+        monkeypatch.setattr(cgd_module, "AUTO_COMPILE_NUMEL", 1)
+    train_pair(lambda p: CGD(p, lr=1e-2, **flags), lambda p: CGD(p, lr=1e-2, foreach=False), steps=5)
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_default_step_switches_to_the_compiled_program_and_equals_the_reference(monkeypatch):
+    calls = _count_compiled_calls(monkeypatch)
+    monkeypatch.setattr(cgd_module, "AUTO_COMPILE_NUMEL", 1)
+    monkeypatch.setattr(cgd_module, "AUTO_COMPILE_AFTER", 3)
+    law = ThreeRegime(1e-6, 2.0)
+    deviation = train_pair(
+        lambda p: CGD(p, lr=1e-2, metric=law, weight_decay=1e-3),
+        lambda p: CGD(p, lr=1e-2, metric=law, weight_decay=1e-3, foreach=False),
+        steps=10,
+    )
+    assert len(calls) == 7  # steps 4..10: after three eager steps
+    assert deviation <= TOL
+
+
+def test_a_failed_compile_warns_once_and_the_default_step_stays_eager(monkeypatch):
+    calls = _count_compiled_calls(monkeypatch, fail=True)
+    monkeypatch.setattr(cgd_module, "AUTO_COMPILE_NUMEL", 1)
+    monkeypatch.setattr(cgd_module, "AUTO_COMPILE_AFTER", 2)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler\\); the multi-tensor step") as caught:
+        deviation = train_pair(lambda p: CGD(p, lr=1e-2), lambda p: CGD(p, lr=1e-2, foreach=False), steps=6)
+    assert len(calls) == 1 and len([w for w in caught if "compiling the default step" in str(w.message)]) == 1
+    assert deviation <= TOL  # the failed attempt changed nothing; the step was taken by the multi-tensor path

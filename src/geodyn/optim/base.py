@@ -96,9 +96,10 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
     eps_inside = _number("eps_inside", group.get("eps_inside", 0.0))
     if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
         raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
-    for name in ("maximize", "bias_correction", "decoupled_weight_decay", "compiled"):
+    for name in ("maximize", "bias_correction", "decoupled_weight_decay"):
         _flag(group, name)
     _flag(group, "foreach", allow_none=True)
+    _flag(group, "compiled", allow_none=True)
     if group["moment"] not in MOMENTS:
         raise ValueError(f"unknown moment={group['moment']!r}: expected one of {', '.join(MOMENTS)}")
     if not isinstance(group["metric"], MetricLaw):

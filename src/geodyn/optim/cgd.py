@@ -16,6 +16,7 @@ metric law of :mod:`geodyn.metric`, and the update below. :func:`cgd_reference` 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -42,6 +43,15 @@ from geodyn.optim.base import (
 from geodyn.optim.distributed import has_dtensor, local_views
 
 __all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
+
+
+#: The default step (``compiled=None`` with ``foreach=None``) runs the compiled program for a group of at least
+#: this many elements, of one dtype and device, once its parameters have taken ``AUTO_COMPILE_AFTER`` steps: short
+#: runs and small models never pay the compile (seconds per set of shapes), large ones stop paying ~10 passes a step.
+AUTO_COMPILE_NUMEL = 2**20
+AUTO_COMPILE_AFTER = 50
+# Set when compiling failed once (e.g. no C++ compiler for inductor): default steps then stay eager.
+_auto_compile_failure: list[str] = []
 
 
 def _flat_value(metric: MetricLaw) -> float:
@@ -249,6 +259,37 @@ def _cgd_foreach_traced(
     torch._foreach_add_(params, updates)
 
 
+def _auto_compiled(
+    params: list[Tensor],
+    grads: list[Tensor],
+    first_moments: list[Tensor],
+    noise_moments: list[Tensor | None],
+    steps: list[Tensor],
+    options: dict[str, Any],
+) -> bool:
+    """The default step's compiled program; if compiling fails, a warning and the multi-tensor step from then on.
+
+    Dynamo and inductor fail while tracing or compiling, before the program runs, so nothing was updated yet.
+    """
+    from geodyn.optim.compiled import cgd_compiled
+
+    try:
+        return cgd_compiled(params, grads, first_moments, noise_moments, steps, **options)
+    except Exception as error:  # noqa: BLE001 - any compile failure: the eager step is always available
+        _auto_compile_failure.append(f"{type(error).__name__}: {error}".split("\n", 1)[0])
+        warnings.warn(
+            f"geodyn CGD: compiling the default step failed ({_auto_compile_failure[0]}); the multi-tensor step "
+            "is used from now on (pass compiled=False to never try)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    check = options.pop("check", False)
+    if check and not all_finite(grads):
+        return False
+    cgd_foreach(params, grads, first_moments, noise_moments, steps, **options)
+    return True
+
+
 def _real_view(t: Tensor | None) -> Tensor | None:
     return torch.view_as_real(t) if t is not None and t.is_complex() else t
 
@@ -270,14 +311,17 @@ class CGD(CovariantOptimizer):
         bias_correction: divide the EMAs by 1 − βᵗ (default on).
         eps_inside: constant added to the stored noise moment each step; only to reproduce AdaBelief exactly.
         maximize: ascend instead of descend.
-        foreach: use multi-tensor kernels (default) or the per-tensor reference loop.
-        compiled: fuse each parameter's whole update into one loop with torch.compile
-            (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds), later steps cost
-            about as much as one pass over p, G, m and K. With a non-finite check, the check is part of that
-            program (an on-device flag and a masked update) when a single group with one dtype and device is
-            stepped. Opt-in: compiling costs seconds per set of parameter shapes (14 s for the 1 M-parameter MLP of
-            benchmarks/step_cost.py on 2 shared CPU cores), too much for the many short runs (tests,
-            experiments) that construct CGD.
+        foreach: ``True`` forces the eager multi-tensor step, ``False`` the per-tensor reference loop; ``None``
+            (default) lets ``compiled`` decide.
+        compiled: ``True`` fuses each parameter's whole update into one loop with torch.compile
+            (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds: 14 s for the
+            1 M-parameter MLP of benchmarks/step_cost.py on 2 shared CPU cores), later steps cost about as much as
+            one pass over p, G, m and K. With a non-finite check, the check is part of that program (an on-device
+            flag and a masked update) when a single group with one dtype and device is stepped. ``False``: never.
+            ``None`` (default, with ``foreach=None``): the multi-tensor step, switching to the compiled program for
+            a group of at least ``AUTO_COMPILE_NUMEL`` (2²⁰) real elements of one dtype and device once its state
+            has taken ``AUTO_COMPILE_AFTER`` (50) steps; if compiling fails, one warning and the multi-tensor step
+            from then on. Small models and short runs (tests, experiments) never compile.
         nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`, from the same
             ``step()`` call), "skip" the group's step (counted in ``skipped_steps``), or "ignore" (no check).
             Parameters, moments and step counters are never touched by a refused step.
@@ -313,7 +357,7 @@ class CGD(CovariantOptimizer):
         eps_inside: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
-        compiled: bool = False,
+        compiled: bool | None = None,
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -354,12 +398,34 @@ class CGD(CovariantOptimizer):
 
     def _checks_in_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> bool:
         # The compiled program reduces the flag and masks the update in one pass over the data.
-        return bool(group.get("compiled", False))
+        return self._compiles(group, params)
+
+    def _compiles(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this eager step runs the compiled program: ``compiled=True``, or the default (``compiled=None``,
+        ``foreach=None``) for a large single-dtype group past its first ``AUTO_COMPILE_AFTER`` steps."""
+        compiled = group.get("compiled")
+        if torch.compiler.is_compiling():
+            return False  # traced by dynamo already: the multi-tensor step on tensor scalars
+        if compiled is not None:
+            return bool(compiled)
+        if group["foreach"] is not None or _auto_compile_failure:
+            return False
+        first = params[0]
+        if any(p.dtype != first.dtype or p.device != first.device or p.is_complex() for p in params):
+            return False
+        if has_dtensor(params):  # sharded runs choose compiled=True explicitly (one compile per rank)
+            return False
+        if sum(p.numel() for p in params) < AUTO_COMPILE_NUMEL:
+            return False
+        state = self.state.get(first)
+        # The step count of the state, not of this object: a resumed run switches where the original did.
+        return bool(state) and state["step"].item() >= AUTO_COMPILE_AFTER
 
     def _step_group(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
     ) -> bool:
         metric = group["metric"]
+        compiles = self._compiles(group, params)  # on the parameters themselves, before any view is taken
         states = [self._init_state(p, metric) for p in params]
         first_moments = [s["first_moment"] for s in states]
         noise_moments = [s.get("noise_moment") for s in states]
@@ -374,7 +440,7 @@ class CGD(CovariantOptimizer):
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
-        if check and not group.get("compiled", False) and not all_finite(grads):
+        if check and not compiles and not all_finite(grads):
             return False
         if group["foreach"] is False and not torch.compiler.is_compiling():  # traced: one path, on tensor scalars
             cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
@@ -383,7 +449,7 @@ class CGD(CovariantOptimizer):
         for i, p in enumerate(params):
             buckets.setdefault((p.device, p.dtype), []).append(i)
         step = cgd_foreach
-        if group.get("compiled", False) and not torch.compiler.is_compiling():
+        if compiles:
             from geodyn.optim.compiled import cgd_compiled
 
             step = cgd_compiled
@@ -393,6 +459,8 @@ class CGD(CovariantOptimizer):
                 check = False
             if check:
                 options["check"] = True
+            if group.get("compiled") is None:  # the default switched to the compiled program: one bucket
+                return _auto_compiled(params, grads, first_moments, noise_moments, steps, options)
         for indices in buckets.values():
             applied = step(
                 [params[i] for i in indices],

@@ -381,7 +381,9 @@ def cgd_compiled(
         params, grads, first_moments, noise = (_at_least_1d(x) for x in (params, grads, first_moments, noise))
     try:
         with torch.no_grad():
-            finite = step.compiled(params, grads, first_moments, noise, _at_least_1d(steps), scalars)
+            # The checked program does not touch the counters: not passing them saves their guards and views.
+            counters = [] if check else _at_least_1d(steps)
+            finite = step.compiled(params, grads, first_moments, noise, counters, scalars)
     except torch._dynamo.exc.FailOnRecompileLimitHit:
         # Dynamo refuses before running anything, so nothing was updated: the eager multi-tensor step takes over.
         if not step.warned:
