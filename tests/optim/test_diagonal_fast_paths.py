@@ -26,7 +26,7 @@ from geodyn.optim import CGD, NonFiniteGradientError
 from geodyn.optim.cgd import cgd_foreach, cgd_reference
 from geodyn.optim.compiled import cgd_compiled, compiled_step_source
 
-from helpers import train_pair
+from helpers import small_mlp, train_pair
 
 TOL = 1e-12
 SHAPES = [(7, 5), (7,), (3, 7), (), (3,)]
@@ -154,9 +154,12 @@ def test_checked_source_reduces_the_flag_and_masks_every_store():
     assert "isfinite" not in compiled_step_source(ThreeRegime(1e-8, 1.0))  # nonfinite="ignore": no check
 
 
-def _model_params(dtypes=(torch.float64, torch.float64)) -> list[torch.nn.Parameter]:
-    gen = torch.Generator().manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(6, 4, generator=gen).to(d)) for d in dtypes]
+def _model_params(dtypes: tuple[torch.dtype, ...] | None = None) -> list[torch.nn.Parameter]:
+    """The parameters of helpers.small_mlp (the shapes the default-step test compiles for), optionally re-typed."""
+    params = list(small_mlp().parameters())
+    if dtypes is None:
+        return params
+    return [torch.nn.Parameter(p.detach().to(d)) for p, d in zip(params, dtypes, strict=False)]
 
 
 def _feed(params, gen: torch.Generator, bad: float | None = None) -> None:
@@ -166,15 +169,15 @@ def _feed(params, gen: torch.Generator, bad: float | None = None) -> None:
         params[-1].grad.view(-1)[-1] = bad
 
 
+LAW = ThreeRegime(1e-6, 2.0)  # with weight_decay=1e-3: one compiled program shared by the slow tests below
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("dtypes", [(torch.float64,) * 2, (torch.float64, torch.float32)], ids=["one", "two-buckets"])
-def test_cgd_compiled_raise_is_immediate_and_skip_continues_like_the_reference(dtypes):
+def test_cgd_compiled_raise_is_immediate_and_skip_continues_like_the_reference():
     """``nonfinite="raise"`` raises from the step() that received the bad gradient, with nothing changed; "skip"
-    counts it and then steps exactly as the loop reference that skipped it too. Two dtypes make two buckets:
-    the flag is then decided before either is updated."""
-    law = ThreeRegime(1e-6, 2.0)
-    ours = _model_params(dtypes)
-    raising = CGD(ours, lr=1e-2, metric=law, weight_decay=1e-3, compiled=True)
+    counts it and then steps exactly as the loop reference that skipped it too."""
+    ours = _model_params()
+    raising = CGD(ours, lr=1e-2, metric=LAW, weight_decay=1e-3, compiled=True)
     gen = torch.Generator().manual_seed(1)
     _feed(ours, gen)
     raising.step()
@@ -185,9 +188,9 @@ def test_cgd_compiled_raise_is_immediate_and_skip_continues_like_the_reference(d
     after = [p.detach() for p in ours] + [v for s in raising.state.values() for v in s.values()]
     assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
 
-    mine, theirs = _model_params(dtypes), _model_params(dtypes)
-    skipping = CGD(mine, lr=1e-2, metric=law, weight_decay=1e-3, compiled=True, nonfinite="skip")
-    reference = CGD(theirs, lr=1e-2, metric=law, weight_decay=1e-3, foreach=False, nonfinite="skip")
+    mine, theirs = _model_params(), _model_params()
+    skipping = CGD(mine, lr=1e-2, metric=LAW, weight_decay=1e-3, compiled=True, nonfinite="skip")
+    reference = CGD(theirs, lr=1e-2, metric=LAW, weight_decay=1e-3, foreach=False, nonfinite="skip")
     gens = [torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)]
     for step in range(6):
         for params, opt, g in ((mine, skipping, gens[0]), (theirs, reference, gens[1])):
@@ -195,10 +198,27 @@ def test_cgd_compiled_raise_is_immediate_and_skip_continues_like_the_reference(d
             opt.step()
     assert skipping.skipped_steps == reference.skipped_steps == 1
     assert skipping.state[mine[0]]["step"].item() == 5
-    # float32 bucket: the compiled kernel and the loop differ by float32 round-off (2⁻²⁴ ≈ 6e-8 per operation).
-    tol = TOL if dtypes[-1] == torch.float64 else 1e-6
-    assert max((a - b).abs().max().item() for a, b in zip(mine, theirs, strict=True)) <= tol
-    assert max((a - b).abs().max().item() for a, b in zip(mine, _model_params(dtypes), strict=True)) > 1e-3
+    assert max((a - b).abs().max().item() for a, b in zip(mine, theirs, strict=True)) <= TOL
+    assert max((a - b).abs().max().item() for a, b in zip(mine, _model_params(), strict=True)) > 1e-3
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_two_dtypes_are_decided_before_either_is_updated(monkeypatch, policy):
+    """Two buckets (float64, float32) are two programs: the flag is then decided before the first one runs, so a
+    NaN in the second bucket leaves the first untouched (and nothing is compiled for a refused step)."""
+    calls = _count_compiled_calls(monkeypatch)
+    params = _model_params((torch.float64, torch.float32) * 3)
+    opt = CGD(params, lr=1e-2, metric=LAW, compiled=True, nonfinite=policy)
+    before = [p.detach().clone() for p in params]
+    _feed(params, torch.Generator().manual_seed(3), bad=math.nan)  # the last parameter is float32
+    if policy == "raise":
+        with pytest.raises(NonFiniteGradientError):
+            opt.step()
+    else:
+        opt.step()
+        assert opt.skipped_steps == 1
+    assert all(torch.equal(a, b) for a, b in zip(params, before, strict=True)) and calls == []
+    assert all(not state or state["step"].item() == 0 for state in opt.state.values())
 
 
 # -- the default step: compiled for large groups after AUTO_COMPILE_AFTER steps ---------------------------------
@@ -236,10 +256,9 @@ def test_default_step_switches_to_the_compiled_program_and_equals_the_reference(
     calls = _count_compiled_calls(monkeypatch)
     monkeypatch.setattr(cgd_module, "AUTO_COMPILE_NUMEL", 1)
     monkeypatch.setattr(cgd_module, "AUTO_COMPILE_AFTER", 3)
-    law = ThreeRegime(1e-6, 2.0)
     deviation = train_pair(
-        lambda p: CGD(p, lr=1e-2, metric=law, weight_decay=1e-3),
-        lambda p: CGD(p, lr=1e-2, metric=law, weight_decay=1e-3, foreach=False),
+        lambda p: CGD(p, lr=1e-2, metric=LAW, weight_decay=1e-3),
+        lambda p: CGD(p, lr=1e-2, metric=LAW, weight_decay=1e-3, foreach=False),
         steps=10,
     )
     assert len(calls) == 7  # steps 4..10: after three eager steps
