@@ -411,15 +411,15 @@ class CGD(CovariantOptimizer):
         if group["foreach"] is not None or _auto_compile_failure:
             return False
         first = params[0]
-        if any(p.dtype != first.dtype or p.device != first.device or p.is_complex() for p in params):
-            return False
-        if has_dtensor(params):  # sharded runs choose compiled=True explicitly (one compile per rank)
+        state = self.state.get(first)
+        # The step count of the state, not of this object: a resumed run switches where the original did.
+        if not state or state["step"].item() < AUTO_COMPILE_AFTER:
             return False
         if sum(p.numel() for p in params) < AUTO_COMPILE_NUMEL:
             return False
-        state = self.state.get(first)
-        # The step count of the state, not of this object: a resumed run switches where the original did.
-        return bool(state) and state["step"].item() >= AUTO_COMPILE_AFTER
+        if any(p.dtype != first.dtype or p.device != first.device or p.is_complex() for p in params):
+            return False
+        return not has_dtensor(params)  # sharded runs choose compiled=True explicitly (one compile per rank)
 
     def _step_group(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
