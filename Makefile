@@ -45,7 +45,7 @@ lint: $(VENV)/.dev-installed
 BENCH_DIR := runs/bench
 bench: $(VENV)/.dev-installed
 	mkdir -p $(BENCH_DIR)
-	$(BIN)/python benchmarks/step_cost.py --repeats 7 --steps 30 --json $(BENCH_DIR)/step_cost.json
+	$(BIN)/python benchmarks/step_cost.py --repeats 5 --steps 20 --json $(BENCH_DIR)/step_cost.json
 	$(BIN)/python benchmarks/structured_cost.py --repeats 2 --window 100 --json $(BENCH_DIR)/structured_cost.json
 	$(BIN)/python benchmarks/simulator_cost.py --walkers 1000000 --steps 3 --repeats 3 --grid 256 \
 	  --json $(BENCH_DIR)/simulator_cost.json

@@ -1,7 +1,7 @@
 """Optimizer step cost (BENCHMARKS.md §1): median step time and optimizer-state memory, in one process.
 
     python benchmarks/step_cost.py [--repeats N] [--steps N] [--threads N] [--json FILE] [--no-compiled]
-                                   [--no-peers] [--cold-compile]
+                                   [--no-peers] [--compiled-peers] [--cold-compile]
 
 Model: an MLP 784-1000-256-64-10 (1,058,354 float32 parameters, eight tensors of different shapes) on the CPU.
 Gradients are two fixed random sets, alternated between steps (assigning ``.grad`` costs the same for every
@@ -21,7 +21,7 @@ multi-tensor update swapped for :func:`geodyn.optim.compiled.cgd_compiled` durin
 includes its non-finite-gradient check (``nonfinite="raise"``, the default); one row shows the step
 without it.
 Peers: torch's Adam (foreach, fused, for-loop) and, where importable, heavyball's AdamW, SOAP and PSGD-Kron run
-eagerly (``heavyball.utils.compile_mode = None``; heavyball compiles by default).
+eagerly (``heavyball.utils.compile_mode = None``; heavyball compiles by default, ``--compiled-peers``).
 On a shared machine, compare the min column too: the median of a contended run mixes in other processes' load.
 """
 
@@ -100,7 +100,7 @@ class Row:
     state_bytes: int = 0
 
 
-def rows(include_compiled: bool, include_peers: bool = True) -> list[Row]:
+def rows(include_compiled: bool, include_peers: bool = True, compiled_peers: bool = False) -> list[Row]:
     metrics: list[tuple[str, MetricLaw]] = [
         ("Interpolating(1e-8)", Interpolating(1e-8)),
         ("ThreeRegime(1e-8, 1)", ThreeRegime(1e-8, 1.0)),
@@ -112,7 +112,7 @@ def rows(include_compiled: bool, include_peers: bool = True) -> list[Row]:
         Row("Adam(for-loop)", lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False)),
     ]
     if include_peers:
-        out += heavyball_rows()
+        out += heavyball_rows(compiled_peers)
     for label, metric in metrics:
         out.append(Row(f"CGD {label} foreach", lambda p, m=metric: CGD(p, lr=1e-3, metric=m, foreach=True)))
     if include_compiled and hasattr(cgd_module, "AUTO_COMPILE_AFTER"):
@@ -158,15 +158,21 @@ def state_bytes(opt: torch.optim.Optimizer) -> int:
     return total
 
 
-def heavyball_rows() -> list[Row]:
-    """heavyball's AdamW, SOAP and PSGD-Kron, run eagerly (heavyball compiles by default; ``compile_mode = None``)."""
+def heavyball_rows(compiled: bool = False) -> list[Row]:
+    """heavyball's AdamW, SOAP and PSGD-Kron: eager (``heavyball.utils.compile_mode = None``) unless ``compiled``
+    (heavyball's own default: its update functions go through torch.compile; the first step compiles)."""
     try:
         import heavyball
     except ImportError:
         return []
-    heavyball.utils.compile_mode = None
+    if not compiled:
+        heavyball.utils.compile_mode = None
+    label = "compiled" if compiled else "eager"
     classes = {name: getattr(heavyball, name) for name in ("AdamW", "SOAP", "PSGDKron") if hasattr(heavyball, name)}
-    return [Row(f"heavyball {name} (eager)", lambda p, cls=cls: cls(p, lr=1e-3)) for name, cls in classes.items()]
+    return [
+        Row(f"heavyball {name} ({label})", lambda p, cls=cls: cls(p, lr=1e-3), compiled)
+        for name, cls in classes.items()
+    ]
 
 
 def fx_cache_hits() -> int:
@@ -196,9 +202,14 @@ class Subject:
 
 
 def run(
-    repeats: int, steps: int, include_compiled: bool, console: Console, include_peers: bool = True
+    repeats: int,
+    steps: int,
+    include_compiled: bool,
+    console: Console,
+    include_peers: bool = True,
+    compiled_peers: bool = False,
 ) -> tuple[list[Row], int]:
-    table = rows(include_compiled, include_peers)
+    table = rows(include_compiled, include_peers, compiled_peers)
     subjects = []
     for row in table:
         hits = fx_cache_hits()
@@ -237,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compiled", action="store_true", help="skip the torch.compile rows")
     parser.add_argument("--no-peers", action="store_true", help="skip the heavyball rows")
     parser.add_argument(
+        "--compiled-peers", action="store_true", help="run heavyball compiled (its default) instead of eagerly"
+    )
+    parser.add_argument(
         "--cold-compile",
         action="store_true",
         help="compile into a fresh, empty inductor cache directory (time a cold first compile)",
@@ -261,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}",
         highlight=False,
     )
-    table_rows, n_params = run(args.repeats, args.steps, include_compiled, console, not args.no_peers)
+    table_rows, n_params = run(
+        args.repeats, args.steps, include_compiled, console, not args.no_peers, args.compiled_peers
+    )
 
     by_name = {r.name: r for r in table_rows}
     base_foreach = statistics.median(by_name["Adam(foreach)"].times_ms)
