@@ -40,8 +40,19 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# make bench: the step-cost, structured-cost, simulator and Schrödinger benchmarks (a few minutes on an idle
+# machine), then docs/performance.md from their JSON (benchmarks/report.py). BENCH_DIR keeps the raw JSON.
+BENCH_DIR := runs/bench
 bench: $(VENV)/.dev-installed
-	$(BIN)/python benchmarks/step_cost.py
+	mkdir -p $(BENCH_DIR)
+	$(BIN)/python benchmarks/step_cost.py --repeats 5 --steps 20 --json $(BENCH_DIR)/step_cost.json
+	$(BIN)/python benchmarks/structured_cost.py --repeats 2 --window 100 --json $(BENCH_DIR)/structured_cost.json
+	$(BIN)/python benchmarks/simulator_cost.py --walkers 1000000 --steps 3 --repeats 3 --grid 256 \
+	  --json $(BENCH_DIR)/simulator_cost.json
+	$(BIN)/python benchmarks/schrodinger_cost.py --points 16384 --t-final 0.25 --repeats 3 \
+	  --json $(BENCH_DIR)/schrodinger_cost.json
+	$(BIN)/python benchmarks/report.py $(BENCH_DIR)/step_cost.json $(BENCH_DIR)/structured_cost.json \
+	  $(BENCH_DIR)/simulator_cost.json $(BENCH_DIR)/schrodinger_cost.json --out docs/performance.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

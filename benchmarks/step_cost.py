@@ -1,7 +1,7 @@
 """Optimizer step cost (BENCHMARKS.md §1): median step time and optimizer-state memory, in one process.
 
     python benchmarks/step_cost.py [--repeats N] [--steps N] [--threads N] [--json FILE] [--no-compiled]
-                                   [--cold-compile]
+                                   [--no-peers] [--compiled-peers] [--cold-compile]
 
 Model: an MLP 784-1000-256-64-10 (1,058,354 float32 parameters, eight tensors of different shapes) on the CPU.
 Gradients are two fixed random sets, alternated between steps (assigning ``.grad`` costs the same for every
@@ -14,10 +14,14 @@ The first ``step()`` of each row (state allocation and, for compiled rows, torch
 not counted; warm-up steps follow it. State memory is the sum of ``nbytes`` over the tensors in
 ``optimizer.state``.
 
-The "compiled" CGD rows are ``CGD(..., compiled=True)`` once CGD has that option; until then, CGD with its
+The "default" CGD row is ``CGD(params, metric=...)`` with no path chosen: for this model it switches to the
+compiled program after ``geodyn.optim.cgd.AUTO_COMPILE_AFTER`` steps (its warm-up runs past the switch). The
+"compiled" CGD rows are ``CGD(..., compiled=True)`` once CGD has that option; until then, CGD with its
 multi-tensor update swapped for :func:`geodyn.optim.compiled.cgd_compiled` during ``step()``. CGD's step
 includes its non-finite-gradient check (``nonfinite="raise"``, the default); one row shows the step
 without it.
+Peers: torch's Adam (foreach, fused, for-loop) and, where importable, heavyball's AdamW, SOAP and PSGD-Kron run
+eagerly (``heavyball.utils.compile_mode = None``; heavyball compiles by default, ``--compiled-peers``).
 On a shared machine, compare the min column too: the median of a contended run mixes in other processes' load.
 """
 
@@ -91,11 +95,12 @@ class Row:
     compiled: bool = False
     times_ms: list[float] = field(default_factory=list)
     first_step_s: float = 0.0
+    warmup: int = WARMUP_STEPS
     fx_cache_hits: int = 0
     state_bytes: int = 0
 
 
-def rows(include_compiled: bool) -> list[Row]:
+def rows(include_compiled: bool, include_peers: bool = True, compiled_peers: bool = False) -> list[Row]:
     metrics: list[tuple[str, MetricLaw]] = [
         ("Interpolating(1e-8)", Interpolating(1e-8)),
         ("ThreeRegime(1e-8, 1)", ThreeRegime(1e-8, 1.0)),
@@ -106,8 +111,21 @@ def rows(include_compiled: bool) -> list[Row]:
         Row("Adam(fused)", lambda p: torch.optim.Adam(p, lr=1e-3, fused=True)),
         Row("Adam(for-loop)", lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False)),
     ]
+    if include_peers:
+        out += heavyball_rows(compiled_peers)
     for label, metric in metrics:
         out.append(Row(f"CGD {label} foreach", lambda p, m=metric: CGD(p, lr=1e-3, metric=m, foreach=True)))
+    if include_compiled and hasattr(cgd_module, "AUTO_COMPILE_AFTER"):
+        # The default (no foreach/compiled argument): past AUTO_COMPILE_AFTER steps this 1 M-parameter model runs
+        # the compiled program; the warm-up goes past the switch so the compile is not timed.
+        out.append(
+            Row(
+                "CGD ThreeRegime(1e-8, 1) default",
+                lambda p: CGD(p, lr=1e-3, metric=ThreeRegime(1e-8, 1.0)),
+                True,
+                warmup=cgd_module.AUTO_COMPILE_AFTER + WARMUP_STEPS,
+            )
+        )
     if include_compiled:
         for label, metric in metrics:
             out.append(Row(f"CGD {label} compiled", lambda p, m=metric: compiled_cgd(p, m, lr=1e-3), True))
@@ -122,12 +140,39 @@ def rows(include_compiled: bool) -> list[Row]:
 
 
 def state_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes of the tensors in ``opt.state``, nested dicts and lists included (heavyball nests), each storage once."""
+    seen: set[tuple[int, int]] = set()
     total = 0
-    for state in opt.state.values():
-        for value in state.values():
-            if isinstance(value, torch.Tensor):
+    stack: list[Any] = list(opt.state.values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, torch.Tensor):
+            key = (value.untyped_storage().data_ptr(), value.nbytes)
+            if key not in seen:
+                seen.add(key)
                 total += value.nbytes
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
     return total
+
+
+def heavyball_rows(compiled: bool = False) -> list[Row]:
+    """heavyball's AdamW, SOAP and PSGD-Kron: eager (``heavyball.utils.compile_mode = None``) unless ``compiled``
+    (heavyball's own default: its update functions go through torch.compile; the first step compiles)."""
+    try:
+        import heavyball
+    except ImportError:
+        return []
+    if not compiled:
+        heavyball.utils.compile_mode = None
+    label = "compiled" if compiled else "eager"
+    classes = {name: getattr(heavyball, name) for name in ("AdamW", "SOAP", "PSGDKron") if hasattr(heavyball, name)}
+    return [
+        Row(f"heavyball {name} ({label})", lambda p, cls=cls: cls(p, lr=1e-3), compiled)
+        for name, cls in classes.items()
+    ]
 
 
 def fx_cache_hits() -> int:
@@ -156,8 +201,15 @@ class Subject:
         self.opt.step()
 
 
-def run(repeats: int, steps: int, include_compiled: bool, console: Console) -> tuple[list[Row], int]:
-    table = rows(include_compiled)
+def run(
+    repeats: int,
+    steps: int,
+    include_compiled: bool,
+    console: Console,
+    include_peers: bool = True,
+    compiled_peers: bool = False,
+) -> tuple[list[Row], int]:
+    table = rows(include_compiled, include_peers, compiled_peers)
     subjects = []
     for row in table:
         hits = fx_cache_hits()
@@ -166,7 +218,7 @@ def run(repeats: int, steps: int, include_compiled: bool, console: Console) -> t
         subject.step()
         row.first_step_s = time.perf_counter() - start
         row.fx_cache_hits = fx_cache_hits() - hits
-        for _ in range(WARMUP_STEPS):
+        for _ in range(row.warmup):
             subject.step()
         row.state_bytes = state_bytes(subject.opt)
         subjects.append(subject)
@@ -194,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--no-compiled", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--no-peers", action="store_true", help="skip the heavyball rows")
+    parser.add_argument(
+        "--compiled-peers", action="store_true", help="run heavyball compiled (its default) instead of eagerly"
+    )
     parser.add_argument(
         "--cold-compile",
         action="store_true",
@@ -219,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}",
         highlight=False,
     )
-    table_rows, n_params = run(args.repeats, args.steps, include_compiled, console)
+    table_rows, n_params = run(
+        args.repeats, args.steps, include_compiled, console, not args.no_peers, args.compiled_peers
+    )
 
     by_name = {r.name: r for r in table_rows}
     base_foreach = statistics.median(by_name["Adam(foreach)"].times_ms)
@@ -236,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         median = statistics.median(row.times_ms)
         record = {
             "name": row.name,
+            # The common schema of benchmarks/report.py: seconds, ratio (to the first peer), memory, ratios.
+            "seconds": median / 1e3,
+            "ratio": median / base_foreach,
+            "memory": row.state_bytes,
+            "ratios": {"Adam(foreach)": median / base_foreach, "Adam(fused)": median / base_fused},
             "median_ms": median,
             "min_ms": min(row.times_ms),
             "max_ms": max(row.times_ms),
@@ -268,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "benchmark": "step_cost",
+            "title": f"Diagonal optimizer step, MLP {'-'.join(map(str, LAYERS))} ({n_params:,} float32 parameters), "
+            f"{args.repeats}×{args.steps} steps, rows interleaved",
             "model": {"layers": list(LAYERS), "parameters": n_params, "dtype": "float32"},
             "repeats": args.repeats,
             "steps": args.steps,

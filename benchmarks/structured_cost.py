@@ -46,6 +46,7 @@ def amortised_step_ms(make: Callable[[list[nn.Parameter]], torch.optim.Optimizer
     opt = make(params)
     for _ in range(3):
         opt.step()  # warm-up: state allocation, first refresh
+    STATE_BYTES[id(params[0])] = state_bytes(opt)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -53,6 +54,26 @@ def amortised_step_ms(make: Callable[[list[nn.Parameter]], torch.optim.Optimizer
             opt.step()
         times.append((time.perf_counter() - start) / window * 1e3)
     return statistics.median(times)
+
+
+# Optimizer state bytes of the last amortised_step_ms call per parameter list (for the "memory" of --json rows).
+STATE_BYTES: dict[int, int] = {}
+
+
+def state_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes of the tensors in ``opt.state``, nested dicts and lists included, each storage once."""
+    seen: set[tuple[int, int]] = set()
+    total, stack = 0, list(opt.state.values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, torch.Tensor) and (value.untyped_storage().data_ptr(), value.nbytes) not in seen:
+            seen.add((value.untyped_storage().data_ptr(), value.nbytes))
+            total += value.nbytes
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return total
 
 
 def peers() -> dict[str, Callable | None]:
@@ -97,7 +118,8 @@ def main() -> None:
             fresh = [nn.Parameter(p.detach().clone()) for p in params]
             ms = amortised_step_ms(make, fresh, args.window, args.repeats)
             base = ms if base is None else base
-            rows.append({"model": model_name, "optimizer": name, "ms_per_step": ms, "ratio_to_adam": ms / base})
+            rows.append({"model": model_name, "optimizer": name, "ms_per_step": ms, "ratio_to_adam": ms / base,
+                         "memory": STATE_BYTES.get(id(fresh[0]))})  # fmt: skip
             table.add_row(name, f"{ms:.3f}", f"{ms / base:.2f}")
         console.print(table)
 

@@ -9,6 +9,12 @@ State is plain data: :meth:`CovariantOptimizer.state_dict` stores each group's m
 ``torch.load`` with its defaults (``weights_only=True``) reads a checkpoint; state dicts holding the law objects
 (written before specs existed) load too. Copies and pickles carry the optimizer's own attributes.
 
+Eager steps decide finiteness before anything is touched (one multi-tensor norm), or, where the group's step can
+do it itself (``CGD(compiled=True)``, :meth:`CovariantOptimizer._checks_in_step`), inside the compiled program that
+updates: an on-device flag masks the update, and the host reads that flag once after it (a memory read on the
+CPU). Either way "raise" raises from the same ``step()`` call and a refused step changes nothing
+(docs/optimizer-contract.md, "Non-finite gradients").
+
 Under ``torch.compile(opt.step)`` the finiteness check runs on tensors (no host sync): a group whose gradients
 hold NaN or inf keeps its parameters and state by a masked update, whatever its ``nonfinite`` policy (raising
 needs the host to look at the flag); eager steps keep the raise/skip/ignore policies.
@@ -90,9 +96,10 @@ def validate_hyperparameters(group: dict[str, Any]) -> None:
     eps_inside = _number("eps_inside", group.get("eps_inside", 0.0))
     if not (math.isfinite(eps_inside) and eps_inside >= 0.0):
         raise ValueError(f"invalid eps_inside={eps_inside!r}: must be a finite number >= 0")
-    for name in ("maximize", "bias_correction", "decoupled_weight_decay", "compiled"):
+    for name in ("maximize", "bias_correction", "decoupled_weight_decay"):
         _flag(group, name)
     _flag(group, "foreach", allow_none=True)
+    _flag(group, "compiled", allow_none=True)
     if group["moment"] not in MOMENTS:
         raise ValueError(f"unknown moment={group['moment']!r}: expected one of {', '.join(MOMENTS)}")
     if not isinstance(group["metric"], MetricLaw):
@@ -287,7 +294,11 @@ class CovariantOptimizer(Optimizer):
         super().load_state_dict(dict(state_dict, param_groups=rebuilt, state=states))
 
     # -- the step --------------------------------------------------------------------------------------
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def _step_group(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
+    ) -> bool | None:
+        """Step one group; with ``check`` (only if :meth:`_checks_in_step`) return False, touching nothing, when a
+        gradient is not finite."""
         raise NotImplementedError
 
     def _init_group_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
@@ -318,21 +329,46 @@ class CovariantOptimizer(Optimizer):
             if any(g.is_sparse for g in grads):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             candidates.append((index, group, params, grads))
+        if (
+            len(candidates) == 1
+            and candidates[0][1]["nonfinite"] != "ignore"
+            and self.nonfinite_group is None
+            and not has_dtensor(candidates[0][3])
+            and self._checks_in_step(*candidates[0][1:])
+        ):
+            # One group to step and its step decides finiteness itself, on device, in the pass that updates
+            # (masked): refusing it leaves everything unchanged, as the check below would.
+            index, group, params, grads = candidates[0]
+            if not self._step_group(group, params, grads, check=True):
+                self._refuse(index, group)
+            return
         checked = [grads for _, group, _, grads in candidates if group["nonfinite"] != "ignore"]
         flags = iter(self._nonfinite_flags(checked))
         work = []
         for index, group, params, grads in candidates:
             if group["nonfinite"] != "ignore" and next(flags):
-                if group["nonfinite"] == "raise":
-                    raise NonFiniteGradientError(
-                        f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
-                        "state were left unchanged (pass nonfinite='skip' to skip such steps)"
-                    )
-                self.skipped_steps += 1
+                self._refuse(index, group)
                 continue
             work.append((group, params, grads))
         for group, params, grads in work:
             self._step_group(group, params, grads)
+
+    def _refuse(self, index: int, group: dict[str, Any]) -> None:
+        """A group's step was refused for a non-finite gradient (nothing was touched): raise, or count a skip."""
+        if group["nonfinite"] == "raise":
+            raise NonFiniteGradientError(
+                f"non-finite gradient (NaN or inf) in parameter group {index}; parameters and optimizer "
+                "state were left unchanged (pass nonfinite='skip' to skip such steps)"
+            )
+        self.skipped_steps += 1
+
+    def _checks_in_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> bool:
+        """Whether ``_step_group(..., check=True)`` decides finiteness itself (and returns False to refuse).
+
+        Asked only for a single group to step whose ranks need not agree (no DTensor gradients, no
+        ``nonfinite_group``: those take the all-reduced check of :meth:`_nonfinite_flags`).
+        """
+        return False
 
     def _traced_step(self) -> None:
         """The step as dynamo traces it: the finiteness flag stays a tensor and masks the update (no host sync)."""

@@ -16,13 +16,14 @@ metric law of :mod:`geodyn.metric`, and the update below. :func:`cgd_reference` 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from geodyn.metric import MetricLaw
+from geodyn.metric import MetricLaw, PowerSum
 from geodyn.noise import (
     diagonal_moment_update,
     diagonal_moment_update_foreach,
@@ -35,12 +36,22 @@ from geodyn.optim.base import (
     CovariantOptimizer,
     NonFiniteGradientError,
     _as_float,
+    all_finite,
     effective_gradient,
     group_options,
 )
 from geodyn.optim.distributed import has_dtensor, local_views
 
 __all__ = ["CGD", "NonFiniteGradientError", "cgd_reference", "cgd_foreach"]
+
+
+#: The default step (``compiled=None`` with ``foreach=None``) runs the compiled program for a group of at least
+#: this many elements, of one dtype and device, once its parameters have taken ``AUTO_COMPILE_AFTER`` steps: short
+#: runs and small models never pay the compile (seconds per set of shapes), large ones stop paying ~10 passes a step.
+AUTO_COMPILE_NUMEL = 2**20
+AUTO_COMPILE_AFTER = 50
+# Set when compiling failed once (e.g. no C++ compiler for inductor): default steps then stay eager.
+_auto_compile_failure: list[str] = []
 
 
 def _flat_value(metric: MetricLaw) -> float:
@@ -155,15 +166,46 @@ def cgd_foreach(
         return
     noise = list(noise_moments)
     diagonal_moment_update_foreach(noise, noise_deviation_foreach(grads, first_moments, moment), beta2, eps_inside)
-    if not bias_correction:
-        metric_values = metric.apply_foreach(noise)
-    elif all(t == ts[0] for t in ts):  # the usual case: fold 1/(1−β₂ᵗ) into the law, no scaled copy of K
-        metric_values = metric.apply_foreach(noise, scale=1.0 / (1.0 - beta2 ** ts[0]))
+    if not bias_correction or all(t == ts[0] for t in ts):
+        # The usual case: 1/(1−β₂ᵗ) and the leading coefficient go into the law's constants and the step size,
+        # so neither a scaled copy of K nor a pass scaling g is made.
+        law, scale, factor = _normalised_law(metric, 1.0 / (1.0 - beta2 ** ts[0]) if bias_correction else 1.0)
+        metric_values = law.apply_foreach(noise, scale=scale)
+        if factor != 1.0:
+            step_sizes = [s / factor for s in step_sizes]
     else:
         metric_values = metric.apply_foreach(torch._foreach_mul(noise, [1.0 / (1.0 - beta2**t) for t in ts]))
     if may_vanish(metric):
         metric_values = [_no_step_where_flat_zero(v) for v in metric_values]
     torch._foreach_addcdiv_(params, first_moments, metric_values, step_sizes)
+
+
+def _normalised_law(metric: MetricLaw, scale: float) -> tuple[MetricLaw, float, float]:
+    """(h, s', c) with g(scale·λ) = c·h(s'·λ), where for a plain PowerSum (6.8) s' = 1 and h's leading
+    non-constant coefficient is 1.
+
+    g(sλ) = Σ cᵢ s^{aᵢ} λ^{aᵢ}; dividing by c = c₀ s^{a₀} (the first term with a₀ > 0) leaves h = λ^{a₀} + …, so
+    the multi-tensor step evaluates h without a pass for the leading factor and divides the step size by c.
+    Any other law is returned as ``(metric, scale, 1)``.
+    """
+    if not _plain_power_sum(metric):
+        return metric, scale, 1.0
+    scaled = [(c * scale**a if scale != 1.0 else c, a) for c, a in metric.terms]
+    factor = next(c for c, a in scaled if a > 0.0)
+    if factor == 1.0 and scale == 1.0:
+        return metric, 1.0, 1.0
+    return PowerSum([(c / factor, a) for c, a in scaled]), 1.0, factor
+
+
+def _plain_power_sum(metric: MetricLaw) -> bool:
+    """A PowerSum evaluated by PowerSum's own code, so that its terms say everything about it."""
+    kind = type(metric)
+    return (
+        isinstance(metric, PowerSum)
+        and not metric.is_flat
+        and kind.__call__ is PowerSum.__call__
+        and kind.apply_foreach is PowerSum.apply_foreach
+    )
 
 
 def _cgd_foreach_traced(
@@ -217,6 +259,37 @@ def _cgd_foreach_traced(
     torch._foreach_add_(params, updates)
 
 
+def _auto_compiled(
+    params: list[Tensor],
+    grads: list[Tensor],
+    first_moments: list[Tensor],
+    noise_moments: list[Tensor | None],
+    steps: list[Tensor],
+    options: dict[str, Any],
+) -> bool:
+    """The default step's compiled program; if compiling fails, a warning and the multi-tensor step from then on.
+
+    Dynamo and inductor fail while tracing or compiling, before the program runs, so nothing was updated yet.
+    """
+    from geodyn.optim.compiled import cgd_compiled
+
+    try:
+        return cgd_compiled(params, grads, first_moments, noise_moments, steps, **options)
+    except Exception as error:  # noqa: BLE001 - any compile failure: the eager step is always available
+        _auto_compile_failure.append(f"{type(error).__name__}: {error}".split("\n", 1)[0])
+        warnings.warn(
+            f"geodyn CGD: compiling the default step failed ({_auto_compile_failure[0]}); the multi-tensor step "
+            "is used from now on (pass compiled=False to never try)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    check = options.pop("check", False)
+    if check and not all_finite(grads):
+        return False
+    cgd_foreach(params, grads, first_moments, noise_moments, steps, **options)
+    return True
+
+
 def _real_view(t: Tensor | None) -> Tensor | None:
     return torch.view_as_real(t) if t is not None and t.is_complex() else t
 
@@ -238,12 +311,20 @@ class CGD(CovariantOptimizer):
         bias_correction: divide the EMAs by 1 − βᵗ (default on).
         eps_inside: constant added to the stored noise moment each step; only to reproduce AdaBelief exactly.
         maximize: ascend instead of descend.
-        foreach: use multi-tensor kernels (default) or the per-tensor reference loop.
-        compiled: fuse each parameter's whole update into one loop with torch.compile
-            (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds), later steps cost
-            about as much as one pass over p, G, m and K.
-        nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`), "skip" the
-            group's step, or "ignore" (no check). Parameters and state are never touched by a refused step.
+        foreach: ``True`` forces the eager multi-tensor step, ``False`` the per-tensor reference loop; ``None``
+            (default) lets ``compiled`` decide.
+        compiled: ``True`` fuses each parameter's whole update into one loop with torch.compile
+            (:func:`geodyn.optim.compiled.cgd_compiled`); the first step compiles (seconds: 14 s for the
+            1 M-parameter MLP of benchmarks/step_cost.py on 2 shared CPU cores), later steps cost about as much as
+            one pass over p, G, m and K. With a non-finite check, the check is part of that program (an on-device
+            flag and a masked update) when a single group with one dtype and device is stepped. ``False``: never.
+            ``None`` (default, with ``foreach=None``): the multi-tensor step, switching to the compiled program for
+            a group of at least ``AUTO_COMPILE_NUMEL`` (2²⁰) real elements of one dtype and device once its state
+            has taken ``AUTO_COMPILE_AFTER`` (50) steps; if compiling fails, one warning and the multi-tensor step
+            from then on. Small models and short runs (tests, experiments) never compile.
+        nonfinite: what a NaN/inf gradient does: "raise" (default, :class:`NonFiniteGradientError`, from the same
+            ``step()`` call), "skip" the group's step (counted in ``skipped_steps``), or "ignore" (no check).
+            Parameters, moments and step counters are never touched by a refused step.
         nonfinite_group: a process group over which to agree on the non-finite check for plain-tensor parameters
             whose gradients differ between ranks (e.g. pipeline stages). Not needed under DistributedDataParallel
             (gradients are already all-reduced) nor for DTensor parameters (always agreed over their mesh).
@@ -276,7 +357,7 @@ class CGD(CovariantOptimizer):
         eps_inside: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
-        compiled: bool = False,
+        compiled: bool | None = None,
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -315,8 +396,36 @@ class CGD(CovariantOptimizer):
         for p in params:
             self._init_state(p, group["metric"])
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def _checks_in_step(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> bool:
+        # The compiled program reduces the flag and masks the update in one pass over the data.
+        return self._compiles(group, params)
+
+    def _compiles(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this eager step runs the compiled program: ``compiled=True``, or the default (``compiled=None``,
+        ``foreach=None``) for a large single-dtype group past its first ``AUTO_COMPILE_AFTER`` steps."""
+        compiled = group.get("compiled")
+        if torch.compiler.is_compiling():
+            return False  # traced by dynamo already: the multi-tensor step on tensor scalars
+        if compiled is not None:
+            return bool(compiled)
+        if group["foreach"] is not None or _auto_compile_failure:
+            return False
+        first = params[0]
+        state = self.state.get(first)
+        # The step count of the state, not of this object: a resumed run switches where the original did.
+        if not state or state["step"].item() < AUTO_COMPILE_AFTER:
+            return False
+        if sum(p.numel() for p in params) < AUTO_COMPILE_NUMEL:
+            return False
+        if any(p.dtype != first.dtype or p.device != first.device or p.is_complex() for p in params):
+            return False
+        return not has_dtensor(params)  # sharded runs choose compiled=True explicitly (one compile per rank)
+
+    def _step_group(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], check: bool = False
+    ) -> bool:
         metric = group["metric"]
+        compiles = self._compiles(group, params)  # on the parameters themselves, before any view is taken
         states = [self._init_state(p, metric) for p in params]
         first_moments = [s["first_moment"] for s in states]
         noise_moments = [s.get("noise_moment") for s in states]
@@ -331,19 +440,29 @@ class CGD(CovariantOptimizer):
             # Elementwise update: stepping each rank's shards is stepping the global tensors.
             params, grads, (first_moments, noise_moments) = local_views(params, grads, first_moments, noise_moments)
         options = group_options(group) | {"eps_inside": _as_float(group["eps_inside"])}
+        if check and not compiles and not all_finite(grads):
+            return False
         if group["foreach"] is False and not torch.compiler.is_compiling():  # traced: one path, on tensor scalars
             cgd_reference(params, grads, first_moments, noise_moments, steps, **options)
-            return
+            return True
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i, p in enumerate(params):
             buckets.setdefault((p.device, p.dtype), []).append(i)
         step = cgd_foreach
-        if group.get("compiled", False) and not torch.compiler.is_compiling():
+        if compiles:
             from geodyn.optim.compiled import cgd_compiled
 
             step = cgd_compiled
+            if check and len(buckets) > 1:  # a refused step must leave every bucket unchanged: decide first
+                if not all_finite(grads):
+                    return False
+                check = False
+            if check:
+                options["check"] = True
+            if group.get("compiled") is None:  # the default switched to the compiled program: one bucket
+                return _auto_compiled(params, grads, first_moments, noise_moments, steps, options)
         for indices in buckets.values():
-            step(
+            applied = step(
                 [params[i] for i in indices],
                 [grads[i] for i in indices],
                 [first_moments[i] for i in indices],
@@ -351,3 +470,6 @@ class CGD(CovariantOptimizer):
                 [steps[i] for i in indices],
                 **options,
             )
+            if check and not applied:
+                return False
+        return True

@@ -26,6 +26,10 @@ How recompilation is avoided:
   :func:`~geodyn.optim.cgd.cgd_foreach` instead, with one warning per key; shape sets compiled before keep their
   kernels.
 - Laws without a constant floor (g(0) = 0, e.g. Power(1)) give no step where g = 0, as the eager step does.
+- ``check=True`` (the optimizer's ``nonfinite`` policies "raise" and "skip") adds the finiteness decision to the
+  same program: "all gradients finite" is reduced on device (one read of G, vectorised) and every store is
+  ``where(finite, new, old)``, so a refused step rewrites what it read. The step counters then advance on the host
+  after it reads the flag (they are CPU tensors, as in torch's non-capturable optimizers).
 
 The first call per key and shape set compiles (seconds to tens of seconds on 2 CPU cores); inductor's on-disk
 cache makes later processes faster. float16/bfloat16 tensors are updated in float32 inside the kernel and
@@ -126,7 +130,7 @@ class _Layout:
 
 
 def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
-    law, moment, maximize, wd_mode, bias_correction, eps, small_weight, flat = key
+    law, moment, maximize, wd_mode, bias_correction, eps, small_weight, flat, checked = key
     weight_decay = wd_mode is not None
     layout = _Layout(
         flat=flat,
@@ -141,6 +145,7 @@ def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
         "s = scalars[i]",
         "lowp = p.dtype in _LOW_PRECISION",
         "p0 = p.float() if lowp else p",
+        "p_in = p0",
         "m0 = first_moments[i].float() if lowp else first_moments[i]",
         "g = grads[i].float() if lowp else grads[i]",
     ]
@@ -175,12 +180,23 @@ def _generate(key: tuple[Any, ...], metric: MetricLaw) -> tuple[str, _Layout]:
         if not isinstance(law, tuple) or law[0][1] > 0.0:  # g may vanish: m/∞ = 0 there, never 0/0
             body.append("metric_value = torch.where(metric_value > 0, metric_value, torch.inf)")
         body.append(f"p1 = p0 + s[{ix['step']}] * m1 / metric_value")
-        body.append("k.copy_(k1)")
-    body += ["first_moments[i].copy_(m1)", "p.copy_(p1)", "steps[i].add_(1)"]
+        # A refused step stores the values it read: parameters and state unchanged, in the same pass.
+        body.append("k.copy_(torch.where(finite, k1, k0))" if checked else "k.copy_(k1)")
+    if checked:  # the step counters advance on the host, once the flag is read (they may live on another device)
+        body += ["first_moments[i].copy_(torch.where(finite, m1, m0))", "p.copy_(torch.where(finite, p1, p_in))"]
+    else:
+        body += ["first_moments[i].copy_(m1)", "p.copy_(p1)", "steps[i].add_(1)"]
     args = "params, grads, first_moments, noise_moments, steps, scalars"
-    source = "\n".join(
-        [f"def _cgd_step({args}):", "    for i in range(len(params)):"] + [f"        {line}" for line in body]
-    )
+    head = [f"def _cgd_step({args}):"]
+    if checked:
+        # "All gradients finite" on device, in the program that applies the update (the found_inf pattern).
+        head += [
+            "    finite = grads[0].isfinite().all()",
+            "    for i in range(1, len(grads)):",
+            "        finite = finite & grads[i].isfinite().all()",
+        ]
+    tail = ["    return finite"] if checked else []
+    source = "\n".join(head + ["    for i in range(len(params)):"] + [f"        {line}" for line in body] + tail)
     return source + "\n", layout
 
 
@@ -211,6 +227,7 @@ def _key(
     eps_inside: float,
     maximize: bool,
     beta1: float,
+    checked: bool = False,
 ) -> tuple[Any, ...]:
     if moment not in MOMENTS:
         raise ValueError(f"unknown moment={moment!r}: expected one of {', '.join(MOMENTS)}")
@@ -230,6 +247,7 @@ def _key(
         bool(eps_inside) and not flat,
         abs(1.0 - beta1) < 0.5,  # which of torch.lerp's two formulas the first-moment EMA uses
         flat,
+        bool(checked),
     )
 
 
@@ -260,9 +278,12 @@ def compiled_step_source(
     eps_inside: float = 0.0,
     maximize: bool = False,
     beta1: float = 0.9,
+    check: bool = False,
 ) -> str:
     """The Python source that is compiled for these settings (for inspection and debugging)."""
-    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1)
+    key = _key(
+        metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1, check
+    )
     return _generate(key, metric)[0]
 
 
@@ -288,14 +309,20 @@ def cgd_compiled(
     bias_correction: bool,
     eps_inside: float,
     maximize: bool,
-) -> None:
+    check: bool = False,
+) -> bool:
     """One CGD step, each parameter's update fused into one compiled loop; same arithmetic and in-place
     effects as :func:`geodyn.optim.cgd.cgd_foreach` (params, first_moments, noise_moments and steps are
     updated in place). All tensors must share one device and dtype (the optimizer groups them).
+
+    With ``check`` the same program first reduces "every gradient is finite" to a 0-dim flag on the tensors'
+    device and stores either the new or the old values of p, m and K (a refused step writes back what it read:
+    no second pass, nothing changed); the host then reads that one flag (no device round trip on the CPU) and
+    advances the step counters only for an applied step. Returns whether the step was applied.
     """
     params = list(params)
     if not params:
-        return
+        return True
     arguments = (list(params), list(grads), list(first_moments), list(noise_moments), list(steps))
     options = dict(
         lr=lr, beta1=beta1, beta2=beta2, metric=metric, moment=moment, weight_decay=weight_decay,
@@ -303,11 +330,14 @@ def cgd_compiled(
         maximize=maximize,
     )  # fmt: skip
     steps = list(steps)
-    key = _key(metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1)
+    key = _key(
+        metric, moment, weight_decay, decoupled_weight_decay, bias_correction, eps_inside, maximize, beta1, check
+    )
     step = _step_for(key, metric)
-    flat = key[-1]
+    flat = key[7]
 
-    # The step counters are incremented inside the compiled kernel; t is their value after it.
+    # The step counters are incremented inside the compiled kernel (or, with check, after an applied step); t is
+    # their value after it.
     if steps[0].dtype == torch.float32:
         ts = [_round_to_float32(s.item() + 1.0) for s in steps]
     else:
@@ -325,7 +355,7 @@ def cgd_compiled(
     # torch.lerp rounds the weight to the compute precision first; 1 - w is then exact (Sterbenz).
     weight = _round_to_float32(1.0 - beta1) if dtype == torch.float32 else 1.0 - beta1
     constants = {
-        "lerp": weight if key[-2] else 1.0 - weight,
+        "lerp": weight if key[6] else 1.0 - weight,
         "decay": 1.0 - lr * weight_decay,
         "wd": weight_decay,
         "beta2": beta2,
@@ -351,7 +381,9 @@ def cgd_compiled(
         params, grads, first_moments, noise = (_at_least_1d(x) for x in (params, grads, first_moments, noise))
     try:
         with torch.no_grad():
-            step.compiled(params, grads, first_moments, noise, _at_least_1d(steps), scalars)
+            # The checked program does not touch the counters: not passing them saves their guards and views.
+            counters = [] if check else _at_least_1d(steps)
+            finite = step.compiled(params, grads, first_moments, noise, counters, scalars)
     except torch._dynamo.exc.FailOnRecompileLimitHit:
         # Dynamo refuses before running anything, so nothing was updated: the eager multi-tensor step takes over.
         if not step.warned:
@@ -363,6 +395,16 @@ def cgd_compiled(
                 RuntimeWarning,
                 stacklevel=2,
             )
+        from geodyn.optim.base import all_finite
         from geodyn.optim.cgd import cgd_foreach
 
+        if check and not all_finite(arguments[1]):
+            return False
         cgd_foreach(*arguments, **options)
+        return True
+    if not check:
+        return True
+    if not bool(finite):  # the one host read of the step; its update was masked in the program
+        return False
+    torch._foreach_add_(steps, 1)
+    return True
