@@ -20,7 +20,6 @@ from geodyn.dynamics import EulerMaruyama, LearningModel
 from geodyn.evolution import MemoryJump
 from geodyn.experiments.registry import REGISTRY, Context, Verdict
 from geodyn.experiments.runner import _run_one
-from geodyn.metric import PowerSum
 
 EXACT = {"steps": 40, "batch": 16, "seeds": 1}
 WALKERS = {"walkers": 4000, "seeds": 2, "grid": 48, "bins": 8, "dt": 0.02, "times": (0.5, 2.5)}
@@ -45,10 +44,10 @@ def test_exact_limits_reproduces_at_test_size():
 
 
 def test_exact_limits_sees_a_dropped_bias_correction(monkeypatch):
-    """Fault: g(K̂) evaluated on the raw K instead of K/(1 − β₂ᵗ) (the optimizer's fast path folds the bias
-    correction into the metric law's ``scale``)."""
-    apply = PowerSum.apply_foreach
-    monkeypatch.setattr(PowerSum, "apply_foreach", lambda self, lams, scale=1.0: apply(self, lams))
+    """Fault: g(K̂) evaluated on the raw K instead of K/(1 − β₂ᵗ) (the optimizer's multi-tensor step folds the bias
+    correction into the metric law's constants, :func:`geodyn.optim.cgd._normalised_law`)."""
+    normalised = cgd._normalised_law
+    monkeypatch.setattr(cgd, "_normalised_law", lambda metric, scale: normalised(metric, 1.0))
     outcome = _run("exact-limits", EXACT)
     assert outcome.verdict is not Verdict.REPRODUCED
     failed = {name.split(":")[0] for name in _failed_checks(outcome)}
