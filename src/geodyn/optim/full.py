@@ -37,7 +37,8 @@ class FullCGD(CovariantOptimizer):
     history and take no step), ``damping`` and ``relative_damping`` (κ̂ + δ·λ_max(κ̂) I, or κ̂ + δI; default δ = 0,
     see ``DEFAULT_DAMPING``), and
     ``grafting`` (None or "adam": the group's step gets the norm of Adam's step on the whole group vector), as
-    :class:`~geodyn.optim.KronCGD`. A parameter of the group without a gradient counts as a zero gradient and
+    :class:`~geodyn.optim.KronCGD`, and ``refresh`` ("eigh", or "qr": one power-iteration step from the cached
+    basis; default "eigh"). A parameter of the group without a gradient counts as a zero gradient and
     is not moved. The group's state is stored under its first parameter.
 
     Runs in one process or under DistributedDataParallel; DTensor parameters (FSDP2, tensor parallel) are refused
@@ -63,6 +64,7 @@ class FullCGD(CovariantOptimizer):
         relative_damping: bool = True,
         grafting: str | None = None,
         grafting_eps: float = 1e-8,
+        refresh: str | None = "eigh",
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -81,6 +83,7 @@ class FullCGD(CovariantOptimizer):
             relative_damping=relative_damping,
             grafting=grafting,
             grafting_eps=grafting_eps,
+            refresh=refresh,
             nonfinite=nonfinite,
             nonfinite_group=nonfinite_group,
         )
