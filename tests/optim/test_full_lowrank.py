@@ -70,7 +70,7 @@ def test_low_rank_kappa_equals_dense(moment):
     kw = dict(lr=0.1, betas=(0.8, 0.9), metric=ThreeRegime(1e-4, 3.0), moment=moment)
     dense, _, _ = _run(lambda p: FullCGD(p, **kw), grads, n)
     for k in (3, 5):
-        low, opt, p = _run(lambda q: FullCGD(q, rank=k, **kw), grads, n)
+        low, opt, p = _run(lambda q, k=k: FullCGD(q, rank=k, **kw), grads, n)
         _assert_same(low, dense)
     assert opt.state[p]["lowrank_basis"].shape == (n, 5)
 
