@@ -69,11 +69,13 @@ def power_qr(moment: Tensor, basis: Tensor, rcond: float | None = None) -> tuple
     z = work @ basis
     lam = (basis * z).sum(-2)
     order = lam.argsort(dim=-1, descending=True)
-    batch = z.reshape(-1, *z.shape[-2:])
-    new = torch.empty_like(batch)
-    for i, (zi, oi) in enumerate(zip(batch, order.reshape(-1, order.shape[-1]))):
-        new[i].index_copy_(-1, oi, torch.linalg.householder_product(*torch.geqrf(zi.index_select(-1, oi))))
-    return _cut(lam, moment.shape[-1], moment.dtype, rcond), new.reshape(z.shape)
+    back = order.argsort(dim=-1)
+    n = z.shape[-1]
+    new = [
+        torch.linalg.householder_product(*torch.geqrf(zi.index_select(-1, oi))).index_select(-1, bi)
+        for zi, oi, bi in zip(z.reshape(-1, n, n), order.reshape(-1, n), back.reshape(-1, n))
+    ]
+    return _cut(lam, n, moment.dtype, rcond), torch.stack(new).reshape(z.shape)
 
 
 def damp(lam: Tensor, damping: float, relative: bool = True) -> Tensor:
