@@ -6,8 +6,9 @@ approximated from two EMA factors of the deviation d (G − m, G, or m by ``mome
     L = E[d dᵀ] (m×m),   R = E[dᵀ d] (n×n),   κ ≈ c · L^{1/2} ⊗ R^{1/2},   c = tr L / (tr L^{1/2} · tr R^{1/2})
 
 The trace normalisation c makes tr κ = E‖d‖² (set ``trace_normalize=False`` for the bare product, which gives
-Shampoo exactly). κ's eigenbasis is Q_L ⊗ Q_R, refreshed every ``precondition_every`` steps, and the metric law
-acts on its eigenvalues in one of two ways:
+Shampoo exactly). κ's eigenbasis is Q_L ⊗ Q_R, refreshed every ``precondition_every`` steps (by ``eigh``, or by
+one power-iteration step with QR from the previous basis: ``refresh``), and the metric law acts on its
+eigenvalues in one of two ways:
 
 - ``spectrum="kron"``: on the Kronecker eigenvalues c·√(λ_L,i λ_R,j). With Power(α) this is the update
   L^{−α/2} M R^{−α/2} (α = ½: Shampoo's L^{−1/4} M R^{−1/4}).
