@@ -146,3 +146,20 @@ def test_default_refresh_is_qr_only_between_stale_refreshes():
     assert structure_options(KronCGD(p, precondition_every=10).param_groups[0])["refresh"] == "qr"
     assert structure_options(KronCGD(p, metric=Power(0.5), precondition_every=10,
                                      refresh="eigh").param_groups[0])["refresh"] == "eigh"  # fmt: skip
+
+
+def test_a_group_saved_before_the_refresh_option_keeps_eigh():
+    """State dicts written before ``refresh`` existed lack it: such groups keep refreshing by eigh (as they did)."""
+    p = [nn.Parameter(torch.zeros(3, 3, dtype=torch.float64))]
+    opt = KronCGD(p, precondition_every=10)
+    p[0].grad = torch.ones(3, 3, dtype=torch.float64)
+    opt.step()
+    saved = opt.state_dict()
+    del saved["param_groups"][0]["refresh"]
+    del saved["param_groups"][0]["foreach"]
+    fresh = KronCGD(p, precondition_every=10)
+    fresh.load_state_dict(saved)
+    from geodyn.optim.kron import structure_options
+
+    assert structure_options(fresh.param_groups[0])["refresh"] == "eigh"
+    assert structure_options(opt.param_groups[0])["refresh"] == "qr"
