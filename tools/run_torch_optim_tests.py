@@ -94,8 +94,10 @@ def geodyn_optim_db(only: list[str] | None = None) -> list:
                       ({"metric": Power(1) + 1e-8, "moment": "raw", "betas": (0.0, 0.9)}, "natural gradient, β₁ = 0"),
                       ({"decoupled_weight_decay": False, "weight_decay": 0.1}, "L2 weight decay")], True),
         "KronCGD": (KronCGD, [({"spectrum": "adaptive"}, "adaptive spectrum"),
-                              ({"sides": "smaller", "precondition_every": 1}, "one side")], False),
-        "FullCGD": (FullCGD, [({"precondition_every": 3}, "stale eigenbasis")], False),
+                              ({"sides": "smaller", "precondition_every": 1}, "one side"),
+                              ({"refresh": "eigh", "precondition_every": 3}, "eigh refresh")], False),
+        "FullCGD": (FullCGD, [({"precondition_every": 3}, "stale eigenbasis"),
+                              ({"rank": 2}, "rank 2 + diagonal")], False),
     }  # fmt: skip
     extras = {"sgd": [({"momentum": 0.9}, "momentum")], "rmsprop": [({"alpha": 0.9}, "alpha")]}
     for name in presets.__all__:

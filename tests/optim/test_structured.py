@@ -135,7 +135,7 @@ def test_adaptive_spectrum_against_independent_rotation():
     grads = _grads(shape, steps, seed=7)
     p = nn.Parameter(torch.zeros(shape, dtype=torch.float64))
     opt = KronCGD([p], lr=lr, metric=law, moment="central", betas=(beta1, beta2), spectrum="adaptive",
-                  precondition_every=k, damping=0.0)  # fmt: skip
+                  precondition_every=k, damping=0.0, refresh="eigh")  # fmt: skip
     m, left, right, v, q = np.zeros(shape), np.zeros((3, 3)), np.zeros((5, 5)), np.zeros(shape), np.zeros(shape)
     for t, g in enumerate(grads, start=1):
         p.grad = torch.tensor(g)
@@ -260,10 +260,15 @@ def test_kron_uses_diagonal_cgd_for_vectors_and_oversized_matrices():
     assert kron.state[model[0].weight]["left"].shape == (4, 4)  # conv 4×1×3×3 read as 4 × 9
     assert kron.state[model[0].weight]["right"].shape == (9, 9)
     assert "noise_moment" in kron.state[model[0].bias]
-    # A Linear layer too wide for factors steps exactly like diagonal CGD when trained alone.
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_kron_steps_oversized_matrices_exactly_like_diagonal_cgd(foreach):
+    """A Linear layer too wide for factors steps exactly like diagonal CGD (same implementation: loop or foreach)."""
+    model, law = _cnn(), Interpolating(1e-8)
     alone, alone_twin = copy.deepcopy(model[3]), copy.deepcopy(model[3])
-    opt_a = KronCGD(alone.parameters(), lr=1e-2, metric=law, max_factor_dim=100)
-    opt_b = CGD(alone_twin.parameters(), lr=1e-2, metric=law, foreach=False)
+    opt_a = KronCGD(alone.parameters(), lr=1e-2, metric=law, max_factor_dim=100, foreach=foreach)
+    opt_b = CGD(alone_twin.parameters(), lr=1e-2, metric=law, foreach=foreach)
     for step in range(5):
         for layer, opt in ((alone, opt_a), (alone_twin, opt_b)):
             opt.zero_grad()

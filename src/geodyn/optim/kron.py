@@ -6,8 +6,9 @@ approximated from two EMA factors of the deviation d (G − m, G, or m by ``mome
     L = E[d dᵀ] (m×m),   R = E[dᵀ d] (n×n),   κ ≈ c · L^{1/2} ⊗ R^{1/2},   c = tr L / (tr L^{1/2} · tr R^{1/2})
 
 The trace normalisation c makes tr κ = E‖d‖² (set ``trace_normalize=False`` for the bare product, which gives
-Shampoo exactly). κ's eigenbasis is Q_L ⊗ Q_R, refreshed every ``precondition_every`` steps, and the metric law
-acts on its eigenvalues in one of two ways:
+Shampoo exactly). κ's eigenbasis is Q_L ⊗ Q_R, refreshed every ``precondition_every`` steps (by ``eigh``, or by
+one power-iteration step with QR from the previous basis: ``refresh``), and the metric law acts on its
+eigenvalues in one of two ways:
 
 - ``spectrum="kron"``: on the Kronecker eigenvalues c·√(λ_L,i λ_R,j). With Power(α) this is the update
   L^{−α/2} M R^{−α/2} (α = ½: Shampoo's L^{−1/4} M R^{−1/4}).
@@ -38,9 +39,10 @@ from torch import Tensor
 from geodyn.metric import MetricLaw
 from geodyn.noise import ema_update, noise_deviation
 from geodyn.optim.base import CovariantOptimizer, effective_gradient, group_options, validate_hyperparameters
-from geodyn.optim.cgd import cgd_reference
+from geodyn.optim.cgd import cgd_foreach, cgd_reference
 from geodyn.optim.distributed import refuse_dtensors
-from geodyn.optim.spectral import PseudoInverseLaw, clipped_eigh, damp, default_rcond, inverse_metric
+from geodyn.optim.kron_foreach import kron_foreach
+from geodyn.optim.spectral import PseudoInverseLaw, clipped_eigh, damp, default_rcond, inverse_metric, power_qr
 
 __all__ = ["KronCGD", "matrix_step", "SPECTRA", "SIDES", "GRAFTINGS"]
 
@@ -52,12 +54,14 @@ LEGACY_STRUCTURE_SETTINGS: dict[str, Any] = {
     "relative_damping": True,
     "grafting": None,
     "grafting_eps": 1e-8,
+    "refresh": "eigh",
 }
 
 
 SPECTRA = ("kron", "adaptive")
 SIDES = ("both", "left", "right", "smaller")
 GRAFTINGS = (None, "adam")
+REFRESHES = (None, "eigh", "qr")
 #: Default relative damping δ of the factors (see :class:`KronCGD`).
 DEFAULT_DAMPING = 1e-6
 
@@ -87,6 +91,7 @@ def matrix_step(
     relative_damping: bool = True,
     grafting: str | None = None,
     grafting_eps: float = 1e-8,
+    refresh: str = "eigh",
 ) -> Tensor:
     """Update the state of one matrix from its gradient (m×n) and return the direction f(κ̂)⁻¹ m̂ (m×n).
 
@@ -97,6 +102,8 @@ def matrix_step(
     Eigen-directions whose factor eigenvalue was cut (no gradient history) take no step. With
     ``grafting="adam"`` the direction is rescaled to the norm of Adam's step m̂/(√v̂ + ε) on the same matrix
     (v̂ the bias-corrected EMA of G∘G with β₂), as Distributed Shampoo grafts: ‖adam‖·D/‖D‖, 0 when D = 0.
+    ``refresh="qr"`` refreshes a cached basis by :func:`~geodyn.optim.spectral.power_qr` (the first refresh
+    is always an ``eigh``).
     """
     use_left, use_right = _resolve_sides(sides, tuple(grad.shape))
     state["step"].add_(1)
@@ -114,7 +121,7 @@ def matrix_step(
     if (t - 1) % precondition_every == 0 or "left_basis" not in state and "right_basis" not in state:
         for side, used in (("left", use_left), ("right", use_right)):
             if used:
-                lam, basis = clipped_eigh(state[side] / bc2, rcond)
+                lam, basis = refresh_factor(state, side, bc2, rcond, refresh)
                 state[f"{side}_eigenvalues"] = damp(lam, damping, relative_damping).to(grad.dtype)
                 state[f"{side}_basis"] = basis.to(grad.dtype)
 
@@ -152,6 +159,15 @@ def matrix_step(
             state["graft_moment"] = torch.zeros_like(grad, memory_format=torch.contiguous_format)
         direction = _graft_adam(direction, grad, m / bc1, state["graft_moment"], beta2, bc2, grafting_eps)
     return direction
+
+
+def refresh_factor(
+    state: dict[str, Any], side: str, bc2: float, rcond: float | None, refresh: str
+) -> tuple[Tensor, Tensor]:
+    """(λ, Q) of one bias-corrected factor: ``eigh`` (float64), or one power-QR step from the cached basis."""
+    if refresh == "qr" and f"{side}_basis" in state:
+        return power_qr(state[side] / bc2, state[f"{side}_basis"], rcond)
+    return clipped_eigh(state[side] / bc2, rcond)
 
 
 def _coarser(a: torch.dtype, b: torch.dtype) -> torch.dtype:
@@ -220,6 +236,11 @@ class KronCGD(CovariantOptimizer):
         grafting: None, or "adam" to give each matrix's step the norm of Adam's step on it (Distributed
             Shampoo's grafting), keeping the direction of f(κ̂)⁻¹ m̂.
         grafting_eps: Adam's ε in the grafted norm.
+        refresh: how a cached eigenbasis is refreshed: "eigh" (a float64 eigendecomposition, exact) or "qr"
+            (one step of power iteration with QR from the previous basis, as SOAP does, in the parameters'
+            dtype; the first refresh is an eigh). Default: "eigh" at ``precondition_every=1``, else "qr".
+        foreach: the batched step of :mod:`geodyn.optim.kron_foreach` (default) or, with False, the
+            per-matrix reference :func:`matrix_step`; both give the same update.
         nonfinite, nonfinite_group: as :class:`~geodyn.optim.CGD`.
 
     Runs in one process or under DistributedDataParallel (every rank holds whole matrices and the same
@@ -250,6 +271,8 @@ class KronCGD(CovariantOptimizer):
         relative_damping: bool = True,
         grafting: str | None = None,
         grafting_eps: float = 1e-8,
+        refresh: str | None = None,
+        foreach: bool | None = None,
         nonfinite: str = "raise",
         nonfinite_group: Any = None,
     ):
@@ -262,6 +285,7 @@ class KronCGD(CovariantOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             bias_correction=bias_correction,
             maximize=maximize,
+            foreach=foreach,
             spectrum=spectrum,
             sides=sides,
             trace_normalize=trace_normalize,
@@ -272,6 +296,7 @@ class KronCGD(CovariantOptimizer):
             relative_damping=relative_damping,
             grafting=grafting,
             grafting_eps=grafting_eps,
+            refresh=refresh,
             nonfinite=nonfinite,
             nonfinite_group=nonfinite_group,
         )
@@ -279,6 +304,8 @@ class KronCGD(CovariantOptimizer):
 
     def _validate(self, group: dict[str, Any]) -> None:
         _validate_structure(group)
+        if group.get("foreach") not in (None, True, False):
+            raise ValueError(f"invalid foreach={group['foreach']!r}: must be None, True or False")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -307,6 +334,42 @@ class KronCGD(CovariantOptimizer):
         return state
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        if group.get("foreach") is False:
+            self._step_group_reference(group, params, grads)
+            return
+        options = group_options(group)
+        buckets: dict[tuple[Any, ...], tuple[list[Tensor], list[Tensor]]] = {}
+        for param, grad in zip(params, grads):
+            self._init_state(param, group)
+            key = (self._is_matrix(param, group), param.device, param.dtype)
+            buckets.setdefault(key, ([], []))
+            buckets[key][0].append(param)
+            buckets[key][1].append(grad)
+        for (is_matrix, _, _), (ps, gs) in buckets.items():
+            states = [self.state[p] for p in ps]
+            if not is_matrix:
+                # cgd_foreach already reads g = 0 as "no step" wherever the law may vanish (PseudoInverseLaw's
+                # convention), so the bare law keeps its multi-tensor kernels: these steps are CGD's, bit for bit.
+                cgd_foreach(
+                    ps, gs, [s["first_moment"] for s in states], [s["noise_moment"] for s in states],
+                    [s["step"] for s in states], eps_inside=0.0, **options,
+                )  # fmt: skip
+                continue
+            lr, wd = options["lr"], options["weight_decay"]
+            gs = torch._foreach_neg(gs) if options["maximize"] else list(gs)
+            if wd and options["decoupled_weight_decay"]:
+                torch._foreach_mul_(ps, 1.0 - lr * wd)
+            elif wd:
+                gs = torch._foreach_add(gs, ps, alpha=wd)
+            kron_foreach(
+                ps, [g.reshape(p.shape[0], -1) for p, g in zip(ps, gs)], states, lr=lr,
+                beta1=options["beta1"], beta2=options["beta2"], metric=options["metric"], moment=options["moment"],
+                bias_correction=options["bias_correction"], spectrum=group["spectrum"], sides=group["sides"],
+                trace_normalize=group["trace_normalize"], precondition_every=group["precondition_every"],
+                **structure_options(group),
+            )  # fmt: skip
+
+    def _step_group_reference(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         options = group_options(group)
         for param, grad in zip(params, grads):
             state = self._init_state(param, group)
@@ -346,8 +409,13 @@ def _validate_structure(group: dict[str, Any]) -> None:
 
 
 def structure_options(group: dict[str, Any]) -> dict[str, Any]:
-    """The pseudo-inverse, damping and grafting settings of a group, as :func:`matrix_step` takes them."""
-    return {key: group.get(key, value) for key, value in LEGACY_STRUCTURE_SETTINGS.items()}
+    """The pseudo-inverse, damping, grafting and refresh settings of a group, as :func:`matrix_step` takes them.
+
+    ``refresh=None`` resolves to "eigh" when the basis is refreshed every step (exact) and "qr" otherwise."""
+    options = {key: group.get(key, value) for key, value in LEGACY_STRUCTURE_SETTINGS.items()}
+    if options["refresh"] is None:
+        options["refresh"] = "eigh" if group["precondition_every"] == 1 else "qr"
+    return options
 
 
 def validate_spectral(group: dict[str, Any]) -> None:
@@ -361,6 +429,8 @@ def validate_spectral(group: dict[str, Any]) -> None:
         raise ValueError(f"invalid damping={damping!r}: must be a finite number >= 0")
     if not isinstance(group["relative_damping"], bool):
         raise ValueError(f"invalid relative_damping={group['relative_damping']!r}: must be True or False")
+    if group["refresh"] not in REFRESHES:
+        raise ValueError(f"unknown refresh={group['refresh']!r}: expected None, 'eigh' or 'qr'")
     if group["grafting"] not in GRAFTINGS:
         raise ValueError(f"unknown grafting={group['grafting']!r}: expected None or 'adam'")
     eps = group["grafting_eps"]

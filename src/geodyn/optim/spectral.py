@@ -27,7 +27,7 @@ from torch import Tensor
 
 from geodyn.metric import MetricLaw
 
-__all__ = ["clipped_eigh", "damp", "inverse_metric", "default_rcond", "PseudoInverseLaw"]
+__all__ = ["clipped_eigh", "power_qr", "damp", "inverse_metric", "default_rcond", "PseudoInverseLaw"]
 
 
 def default_rcond(n: int, dtype: torch.dtype) -> float:
@@ -40,10 +40,42 @@ def clipped_eigh(moment: Tensor, rcond: float | None = None) -> tuple[Tensor, Te
     work = moment.to(torch.float64)
     work = 0.5 * (work + work.mT)  # EMA round-off can break exact symmetry
     lam, vecs = torch.linalg.eigh(work)
+    return _cut(lam, moment.shape[-1], moment.dtype, rcond), vecs
+
+
+def _cut(lam: Tensor, n: int, dtype: torch.dtype, rcond: float | None) -> Tensor:
     lam = lam.clamp_min(0.0)
-    cutoff = (default_rcond(moment.shape[-1], moment.dtype) if rcond is None else rcond) * lam.amax(-1, keepdim=True)
-    lam = torch.where(lam > cutoff, lam, torch.zeros_like(lam))
-    return lam, vecs
+    cutoff = (default_rcond(n, dtype) if rcond is None else rcond) * lam.amax(-1, keepdim=True)
+    return torch.where(lam > cutoff, lam, torch.zeros_like(lam))
+
+
+def power_qr(moment: Tensor, basis: Tensor, rcond: float | None = None) -> tuple[Tensor, Tensor]:
+    """(λ, Q) after one step of subspace iteration from a previous eigenbasis: SOAP's refresh, Q ← qr(F Q).
+
+    The columns of Z = F Q are put in the order of their Rayleigh quotients λ = diag(Qᵀ F Q) (largest first, so
+    that the leading columns converge to the dominant subspace), orthonormalised by a Householder QR and
+    returned to the positions of the columns they came from, so that a column keeps following the same
+    eigen-direction between refreshes (the adaptive spectrum's rotated moment stays aligned). λ, cut as in
+    :func:`clipped_eigh`, are the Rayleigh quotients of the previous basis (SOAP's estimate; they cost nothing
+    beyond Z). Works on batches (…, n, n) in the dtype of ``basis``: one product and one QR per factor, no
+    eigendecomposition.
+
+    Accuracy: if Q diagonalises F₀ and F = F₀ + E, the off-diagonal part of Qᵀ F Q is that of QᵀEQ, and one step
+    multiplies its (i, j) entry (λ_i < λ_j) by λ_i/λ_j to first order in E: the off-diagonal mass does not grow,
+    so on drifting factors it stays below the sum of the drifts ‖E‖_F since the last ``eigh`` (to first order;
+    tests/optim/test_kron_refresh.py checks the bound). With E = 0 it returns Q up to column signs and λ exactly.
+    """
+    work = moment.to(basis.dtype)
+    z = work @ basis
+    lam = (basis * z).sum(-2)
+    order = lam.argsort(dim=-1, descending=True)
+    back = order.argsort(dim=-1)
+    n = z.shape[-1]
+    new = [
+        torch.linalg.householder_product(*torch.geqrf(zi.index_select(-1, oi))).index_select(-1, bi)
+        for zi, oi, bi in zip(z.reshape(-1, n, n), order.reshape(-1, n), back.reshape(-1, n))
+    ]
+    return _cut(lam, n, moment.dtype, rcond), torch.stack(new).reshape(z.shape)
 
 
 def damp(lam: Tensor, damping: float, relative: bool = True) -> Tensor:
