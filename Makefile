@@ -51,8 +51,10 @@ bench: $(VENV)/.dev-installed
 	  --json $(BENCH_DIR)/simulator_cost.json
 	$(BIN)/python benchmarks/schrodinger_cost.py --points 16384 --t-final 0.25 --repeats 3 \
 	  --json $(BENCH_DIR)/schrodinger_cost.json
+	$(BIN)/python benchmarks/evolution_rate.py --repeats 5 --json $(BENCH_DIR)/evolution_rate.json
 	$(BIN)/python benchmarks/report.py $(BENCH_DIR)/step_cost.json $(BENCH_DIR)/structured_cost.json \
-	  $(BENCH_DIR)/simulator_cost.json $(BENCH_DIR)/schrodinger_cost.json --out docs/performance.md
+	  $(BENCH_DIR)/simulator_cost.json $(BENCH_DIR)/evolution_rate.json $(BENCH_DIR)/schrodinger_cost.json \
+	  --out docs/performance.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
