@@ -72,10 +72,12 @@ def _rows_of(record: dict[str, Any], default_baseline: str) -> Iterable[tuple[st
         memory = _number(record.get("state_mb"))
         for k in (1, 10):
             ms = _number(record.get(f"k{k}_ms"))
+            if ms is None and k != 1:  # the low-rank rows are timed at one refresh interval only
+                continue
             yield (
-                "FullCGD cost against N",
+                "FullCGD cost against N (k: steps between eigenbasis refreshes)",
                 Row(
-                    f"{record.get('model', 'FullCGD')} k={k}",
+                    f"{record.get('model', 'FullCGD')}{', ' + str(record['form']) if record.get('form') else ''} k={k}",
                     None if ms is None else ms / 1e3,
                     {},
                     None if memory is None else round(memory * 1e6),

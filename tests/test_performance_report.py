@@ -89,7 +89,7 @@ def test_every_row_ratio_and_memory_reaches_its_table(tmp_path):
     mlp = _table_lines(text, "MLP")
     assert mlp[2] == "| Adam (foreach) | 2 ms | 1.00 | – |" and mlp[3] == "| SOAP | 30 ms | 15.00 | 2.00 MiB |"
     assert len(_table_lines(text, "CNN")) == 3  # header, rule, one row: tables do not mix models
-    full = _table_lines(text, "FullCGD cost against N")
+    full = _table_lines(text, "FullCGD cost against N (k: steps between eigenbasis refreshes)")
     assert full[2:] == ["| FullCGD N=100 k=1 | 2.5 ms | 0.04 MiB |", "| FullCGD N=100 k=10 | 1.25 ms | 0.04 MiB |"]
 
     walkers = _table_lines(text, "Walkers")
