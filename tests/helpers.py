@@ -48,3 +48,22 @@ def train_pair(
 
 def parameters_moved(model_a: nn.Module, model_b: nn.Module) -> float:
     return max((a - b).abs().max().item() for a, b in zip(model_a.parameters(), model_b.parameters()))
+
+
+def cgd_options(metric, **overrides) -> dict:
+    """Keyword arguments of the functional CGD steps (cgd_reference, cgd_foreach, cgd_compiled): a central-moment
+    Adam-like setting with bias correction, decoupled decay off, ``overrides`` on top."""
+    options = dict(
+        lr=1e-2,
+        beta1=0.9,
+        beta2=0.99,
+        metric=metric,
+        moment="central",
+        weight_decay=0.0,
+        decoupled_weight_decay=True,
+        bias_correction=True,
+        eps_inside=0.0,
+        maximize=False,
+    )
+    options.update(overrides)
+    return options

@@ -11,7 +11,7 @@ from geodyn.optim import CGD
 from geodyn.optim.cgd import cgd_foreach
 from geodyn.optim.compiled import cgd_compiled, compiled_step_cache_clear, compiled_step_source
 
-from helpers import train_pair
+from helpers import cgd_options, train_pair
 
 TOL = 1e-12  # float64 round-off over 20 steps; an algorithmic difference shows at >= 1e-6
 # Several shapes, a 0-dim parameter among them; parameters start at different step counts (a parameter that
@@ -33,26 +33,9 @@ def _state(dtype: torch.dtype, flat: bool, seed: int = 0):
     return params, first, noise, steps
 
 
-def _options(metric: MetricLaw, **overrides):
-    options = dict(
-        lr=1e-2,
-        beta1=0.9,
-        beta2=0.99,
-        metric=metric,
-        moment="central",
-        weight_decay=0.0,
-        decoupled_weight_decay=True,
-        bias_correction=True,
-        eps_inside=0.0,
-        maximize=False,
-    )
-    options.update(overrides)
-    return options
-
-
 def _run_pair(metric: MetricLaw, steps: int, dtype: torch.dtype = torch.float64, **overrides):
     """Step two copies of one state, one with cgd_foreach and one with cgd_compiled, on the same gradients."""
-    options = _options(metric, **overrides)
+    options = cgd_options(metric, **overrides)
     ours, ref = _state(dtype, metric.is_flat), _state(dtype, metric.is_flat)
     initial = [p.clone() for p in ref[0]]
     gen = torch.Generator().manual_seed(123)
@@ -125,7 +108,7 @@ def test_compiled_equals_foreach_float32_to_round_off():
 def test_bfloat16_tracks_float64_at_least_as_well_as_foreach():
     """bf16 state is updated in float32 inside the kernel: no further from float64 than cgd_foreach."""
     metric = ThreeRegime(1e-8, 1.0)
-    options = _options(metric, weight_decay=0.05)
+    options = cgd_options(metric, weight_decay=0.05)
     exact = _state(torch.float64, flat=False)
     exact[0][:] = [p.to(torch.bfloat16).double() for p in exact[0]]
 
@@ -165,7 +148,7 @@ def test_cgd_with_compiled_true_trains_like_the_foreach_path():
 def test_thirty_steps_compile_once_even_with_a_changing_learning_rate():
     compiled_step_cache_clear()  # a fresh generated function, so the first call must compile
     metric = ThreeRegime(1e-3, 0.5)
-    options = _options(metric, weight_decay=0.01, decoupled_weight_decay=False)
+    options = cgd_options(metric, weight_decay=0.01, decoupled_weight_decay=False)
     params, first, noise, steps = _state(torch.float64, flat=False)
     gen = torch.Generator().manual_seed(7)
     graphs = []
@@ -194,4 +177,4 @@ def test_generated_source_writes_metric_terms_as_constants():
 def test_unknown_moment_is_refused_and_empty_lists_are_a_no_op():
     with pytest.raises(ValueError, match="moment"):
         compiled_step_source(Interpolating(), moment="third")
-    cgd_compiled([], [], [], [], [], **_options(Interpolating()))  # nothing to do, nothing compiled
+    cgd_compiled([], [], [], [], [], **cgd_options(Interpolating()))  # nothing to do, nothing compiled

@@ -21,12 +21,12 @@ import pytest
 import torch
 
 import geodyn.optim.cgd as cgd_module
-from geodyn.metric import Custom, Interpolating, MetricLaw, Power, ThreeRegime
+from geodyn.metric import Custom, Interpolating, Power, ThreeRegime
 from geodyn.optim import CGD, NonFiniteGradientError
 from geodyn.optim.cgd import cgd_foreach, cgd_reference
 from geodyn.optim.compiled import cgd_compiled, compiled_step_source
 
-from helpers import small_mlp, train_pair
+from helpers import cgd_options, small_mlp, train_pair
 
 TOL = 1e-12
 SHAPES = [(7, 5), (7,), (3, 7), (), (3,)]
@@ -34,23 +34,6 @@ SHAPES = [(7, 5), (7,), (3, 7), (), (3,)]
 
 def _sqrt_plus_floor(lam: torch.Tensor) -> torch.Tensor:
     return lam.sqrt() + 1e-6
-
-
-def _options(metric: MetricLaw, **overrides):
-    options = dict(
-        lr=1e-2,
-        beta1=0.9,
-        beta2=0.99,
-        metric=metric,
-        moment="central",
-        weight_decay=0.0,
-        decoupled_weight_decay=True,
-        bias_correction=True,
-        eps_inside=0.0,
-        maximize=False,
-    )
-    options.update(overrides)
-    return options
 
 
 def _state(start_steps: list[float], flat: bool, seed: int = 0):
@@ -96,7 +79,7 @@ def test_foreach_equals_reference_loop_float64(case, start):
     """Equal step counts take the folded-law branch, staggered ones (a parameter that got gradients later) the
     branch that scales K per tensor."""
     metric, overrides = FOREACH_CASES[case]
-    options = _options(metric, **overrides)
+    options = cgd_options(metric, **overrides)
     start_steps = [0.0] * len(SHAPES) if start == "equal" else [0.0, 2.0, 0.0, 5.0, 1.0]
     ours, ref = _state(start_steps, metric.is_flat), _state(start_steps, metric.is_flat)
     initial = [p.clone() for p in ref[0]]
@@ -124,7 +107,7 @@ COMPILED_CASES = {
 @pytest.mark.parametrize("case", list(COMPILED_CASES))
 def test_checked_compiled_step_equals_reference_and_refuses_a_nan_step_untouched(case):
     metric, overrides = COMPILED_CASES[case]
-    options = _options(metric, **overrides)
+    options = cgd_options(metric, **overrides)
     start_steps = [0.0, 2.0, 0.0, 5.0, 1.0]
     ours, ref = _state(start_steps, metric.is_flat), _state(start_steps, metric.is_flat)
     gen = torch.Generator().manual_seed(5)
