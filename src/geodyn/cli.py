@@ -228,7 +228,14 @@ def _names(values: list[str] | None) -> list[str]:
 
 @app.command()
 def bench(
-    quick: Annotated[bool, typer.Option("--quick/--full", help="Quick sizes (minutes) or the full protocol.")] = True,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick/--full",
+            help="Quick sizes (every task × optimizer: 1–2 h on 2 cores; narrow with --tasks/--optimizers) or the "
+            "full protocol.",
+        ),
+    ] = True,
     tasks: Annotated[
         list[str] | None,
         typer.Option("--tasks", metavar="NAMES", help="Tasks to run (repeatable or a,b,c).  [default: all]"),
