@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip
 # Tested versions (torch 2.13.0 is a CPU build); the package itself accepts a range.
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench bench-gpu clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,18 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/report.py $(BENCH_DIR)/step_cost.json $(BENCH_DIR)/structured_cost.json \
 	  $(BENCH_DIR)/simulator_cost.json $(BENCH_DIR)/evolution_rate.json $(BENCH_DIR)/schrodinger_cost.json \
 	  --out docs/performance.md
+
+# make bench-gpu: on a machine with a CUDA build of torch (GPU_PYTHON: this venv's python if there is one, else
+# python3), benchmarks/gpu_check.py checks every optimizer path on the GPU against the CPU reference and times the
+# step-cost tables there (about 5 minutes, compiles included), then docs/performance-gpu.md; it fails if a check
+# fails (the document is written either way).
+GPU_PYTHON ?= $(shell test -x $(BIN)/python && echo $(BIN)/python || echo python3)
+bench-gpu:
+	mkdir -p $(BENCH_DIR)
+	PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) benchmarks/gpu_check.py --device cuda \
+	  --max-seconds 210 --json $(BENCH_DIR)/gpu_check.json; status=$$?; \
+	  PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) benchmarks/report.py \
+	  $(BENCH_DIR)/gpu_check.json --out docs/performance-gpu.md && exit $$status
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

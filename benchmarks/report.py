@@ -152,6 +152,8 @@ def machine() -> dict[str, str]:
 
         info["torch threads (default)"] = str(torch.get_num_threads())
         info["torch CPU capability"] = torch.backends.cpu.get_cpu_capability()
+        if torch.cuda.is_available():  # benchmarks/gpu_check.py's tables are timed on it
+            info["GPU"] = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
     except ImportError:
         pass
     return info
@@ -211,7 +213,7 @@ def render(payloads: Sequence[tuple[str, dict[str, Any]]], info: dict[str, str],
     for source, payload in payloads:
         benchmark = str(payload.get("benchmark") or Path(source).stem)
         out += ["", f"## {benchmark}", ""]
-        keys = ("threads", "torch", "repeats", "steps")
+        keys = ("device", "threads", "torch", "repeats", "steps")
         settings = [f"{k}: {payload[k]}" for k in keys if payload.get(k) is not None]
         if settings:
             out += [f"Run settings — {', '.join(map(str, settings))}.", ""]
