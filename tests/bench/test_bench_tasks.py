@@ -94,3 +94,22 @@ def test_geodyn_adam_row_steps_like_torch_adam():
     b = run_cell(Cell("logreg-digits", "geodyn-adam", 3e-3, 0, "quick"))
     assert a.steps == b.steps
     assert max(abs(x - y) for x, y in zip(a.values, b.values, strict=True)) <= 1 / 359 + 1e-12  # one of 359
+
+
+def test_noisy_quadratic_minimum_is_not_where_weight_decay_pulls():
+    from geodyn.bench.tasks import noisy_quadratic_start
+
+    x0, x_star = noisy_quadratic_start()
+    # x* = x₀ − 1 rounds once: |Δ| ≤ ulp(|x₀| + 1)
+    ulp = torch.finfo(torch.float64).eps * (x0.abs().max() + 1.0)
+    torch.testing.assert_close(x0 - x_star, torch.ones_like(x0), rtol=0.0, atol=float(ulp))
+    assert abs(float(x0 @ (x0 - x_star))) < 1e-9 * len(x0)  # decay towards 0 gains nothing at first order
+    problem = TASKS["noisy-quadratic"].build(1)
+    (x,) = problem.params
+    assert torch.equal(x.detach(), x0)
+    with torch.no_grad():
+        x.copy_(x_star)
+    assert problem.evaluate() == 0.0
+    with torch.no_grad():
+        x.zero_()
+    assert problem.evaluate() > TASKS["noisy-quadratic"].target  # the origin is not a solution
