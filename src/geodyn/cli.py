@@ -232,8 +232,8 @@ def bench(
         bool,
         typer.Option(
             "--quick/--full",
-            help="Quick sizes (every task × optimizer: 1–2 h on 2 cores; narrow with --tasks/--optimizers) or the "
-            "full protocol.",
+            help="Quick sizes (minutes; by default the reference, the strongest peers and geodyn's three-regime and "
+            "Shampoo rows) or the full protocol (every installed optimizer).",
         ),
     ] = True,
     tasks: Annotated[
@@ -245,7 +245,8 @@ def bench(
         typer.Option(
             "--optimizers",
             metavar="NAMES",
-            help="Optimizers to compare (repeatable or a,b,c).  [default: all installed]",
+            help="Optimizers to compare (repeatable or a,b,c; 'all': every installed one).  "
+            "[default: --quick: adamw, adam, muon, soap and the geodyn three-regime and Shampoo rows; --full: all]",
         ),
     ] = None,
     out: Annotated[
@@ -271,6 +272,7 @@ def bench(
 ) -> None:
     """Optimizer benchmark: equal-budget tuning, steps and time to target, performance profiles (resumable)."""
     from geodyn.bench import OPTIMIZERS, TASKS, available, run_bench
+    from geodyn.bench.optimizers import QUICK_OPTIMIZERS, quick_selection
 
     if list_:
         if as_json:
@@ -309,8 +311,16 @@ def bench(
         Console().print(table)
         return
     task_list, opt_list = list(dict.fromkeys(_names(tasks))), list(dict.fromkeys(_names(optimizers)))
+    if opt_list == ["all"]:
+        opt_list = []
+        quick_default = False
+    else:
+        quick_default = quick and not opt_list
+    if "all" in opt_list:
+        _fail("--optimizers all cannot be combined with optimizer names")
     if not opt_list:
-        absent = [o.name for o in OPTIMIZERS.values() if not o.available()]
+        wanted = QUICK_OPTIMIZERS if quick_default else OPTIMIZERS
+        absent = [name for name in wanted if not OPTIMIZERS[name].available()]
         if absent:
             console.print(
                 f"[yellow]note:[/] not installed, left out: {', '.join(absent)} (pip install 'geodyn[bench]')",
@@ -321,7 +331,7 @@ def bench(
             _fail(f"unknown task {name!r} (known: {', '.join(TASKS)})")
     for name in opt_list:
         if name not in OPTIMIZERS:
-            _fail(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+            _fail(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)}; or all)")
         if not OPTIMIZERS[name].available():
             _fail(f"optimizer {name!r} needs {OPTIMIZERS[name].needs}, which is not installed here")
     if workers is not None and workers < 1:
@@ -336,6 +346,11 @@ def bench(
     size = "quick" if quick else "full"
     out = _check_out_dir(out or Path("runs") / (f"bench-{size}" if device == "cpu" else f"bench-{size}-{device}"))
     engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
+    if quick_default and not quiet:
+        console.print(
+            f"quick run of {', '.join(quick_selection())}; --optimizers all compares every installed optimizer",
+            highlight=False,
+        )
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -367,7 +382,7 @@ def bench(
                 out,
                 size=size,
                 tasks=task_list or None,
-                optimizers=opt_list or available(),
+                optimizers=opt_list or (quick_selection() if quick_default else available()),
                 backend=engine,
                 on_plan=on_plan,
                 on_cell=on_cell,

@@ -62,3 +62,35 @@ def test_small_run_end_to_end_and_rerun_resumes(tmp_path, toy_task):
     assert again.exit_code == 0
     assert json.loads(again.stdout)["pairs"] == results["pairs"]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cells").rglob("*.json")} == stamp  # nothing rerun
+
+
+class _Planned(Exception):
+    """Raised by the stand-in for run_bench: carries what the CLI asked it to run."""
+
+
+def _planned_optimizers(monkeypatch, tmp_path, *args):
+    import geodyn.bench
+
+    def plan(out, *, size, optimizers, **kwargs):
+        raise _Planned(size, list(optimizers))
+
+    monkeypatch.setattr(geodyn.bench, "run_bench", plan)
+    result = runner.invoke(app, ["bench", "--out", str(tmp_path), *args])
+    assert isinstance(result.exception, _Planned), result.output
+    return result.exception.args
+
+
+def test_quick_default_is_the_curated_set_and_all_or_full_run_every_optimizer(monkeypatch, tmp_path):
+    from geodyn.bench.optimizers import QUICK_OPTIMIZERS, available
+
+    size, chosen = _planned_optimizers(monkeypatch, tmp_path)
+    assert size == "quick" and chosen == [o for o in QUICK_OPTIMIZERS if o in available()]
+    assert chosen[0] == "adamw" and len(chosen) < len(available())
+    assert _planned_optimizers(monkeypatch, tmp_path, "--optimizers", "all") == ("quick", available())
+    assert _planned_optimizers(monkeypatch, tmp_path, "--full") == ("full", available())
+    assert _planned_optimizers(monkeypatch, tmp_path, "--optimizers", "sgd,adamw") == ("quick", ["sgd", "adamw"])
+
+
+def test_all_mixed_with_names_is_a_one_line_error(tmp_path):
+    line = _one_line_error(runner.invoke(app, ["bench", "--optimizers", "all,sgd", "--out", str(tmp_path)]))
+    assert "--optimizers all" in line

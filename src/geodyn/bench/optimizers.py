@@ -22,8 +22,8 @@ from torch import Tensor
 
 from geodyn.optim import presets
 
-__all__ = ["OptimizerSpec", "OPTIMIZERS", "optimizer_names", "available", "CombinedOptimizer", "DEFAULT_EPS",
-           "DEFAULT_ZETA"]  # fmt: skip
+__all__ = ["OptimizerSpec", "OPTIMIZERS", "optimizer_names", "available", "quick_selection", "QUICK_OPTIMIZERS",
+           "CombinedOptimizer", "DEFAULT_EPS", "DEFAULT_ZETA"]  # fmt: skip
 
 #: ε̃ and ζ̃ of the scale-free three-regime rows, frozen from the tuning-split sweep in docs/bench.md.
 DEFAULT_EPS, DEFAULT_ZETA = 0.1, 1.0
@@ -220,3 +220,22 @@ def optimizer_names() -> list[str]:
 def available() -> list[str]:
     """The optimizers whose libraries import here."""
     return [n for n, s in OPTIMIZERS.items() if s.available()]
+
+
+#: What ``geodyn bench --quick`` compares unless told otherwise: the reference, the strongest peers of the full run
+#: (Adam, Muon, SOAP) and geodyn's three-regime and Shampoo rows. All twenty at quick size take 1–2 hours on 2 cores,
+#: mostly in heavyball's eager steps; this set takes minutes.
+QUICK_OPTIMIZERS = (
+    "adamw",
+    "adam",
+    "muon",
+    "soap",
+    "geodyn-three-regime",
+    "geodyn-three-regime-kron",
+    "geodyn-shampoo",
+)
+
+
+def quick_selection() -> list[str]:
+    """``QUICK_OPTIMIZERS`` that are installed here, in that order."""
+    return [n for n in QUICK_OPTIMIZERS if OPTIMIZERS[n].available()]
