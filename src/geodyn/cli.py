@@ -403,14 +403,37 @@ def bench(
         sys.stdout.write((out / "results.json").read_text() + "\n")
         return
     if results.reference:
-        table = Table(title=f"steps to target / {results.reference} (median of seeds)")
-        table.add_column("optimizer", no_wrap=True)
-        for task in results.tasks:
-            table.add_column(task, overflow="fold", justify="right")
-        for opt in results.optimizers:
-            table.add_row(opt, *(results.ratio_text(task, opt) for task in results.tasks))
-        Console().print(table)
+        out_console = Console()
+        for table in _ratio_tables(results, out_console.width):
+            out_console.print(table)
     typer.echo(f"report: {(out / 'report.html').resolve()}")
+
+
+def _ratio_tables(results, width: int) -> list[Table]:
+    """The steps-ratio table, its task columns split over as many tables as it takes for each to fit ``width``:
+    a table squeezed into a narrow terminal folds every header and number into unreadable slivers."""
+    rows = {opt: {task: results.ratio_text(task, opt) for task in results.tasks} for opt in results.optimizers}
+    first = max(len("optimizer"), *(len(opt) for opt in results.optimizers)) + 4  # borders and padding
+    chunks: list[list[str]] = [[]]
+    used = first
+    for task in results.tasks:
+        need = max(len(task), *(len(rows[opt][task]) for opt in results.optimizers)) + 3
+        if chunks[-1] and used + need > width:
+            chunks.append([])
+            used = first
+        chunks[-1].append(task)
+        used += need
+    tables = []
+    for i, tasks in enumerate(chunks):
+        part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+        table = Table(title=f"steps to target / {results.reference} (median of seeds){part}")
+        table.add_column("optimizer", no_wrap=True)
+        for task in tasks:
+            table.add_column(task, no_wrap=True, justify="right")
+        for opt in results.optimizers:
+            table.add_row(opt, *(rows[opt][task] for task in tasks))
+        tables.append(table)
+    return tables
 
 
 @app.command()

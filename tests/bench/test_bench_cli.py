@@ -94,3 +94,40 @@ def test_quick_default_is_the_curated_set_and_all_or_full_run_every_optimizer(mo
 def test_all_mixed_with_names_is_a_one_line_error(tmp_path):
     line = _one_line_error(runner.invoke(app, ["bench", "--optimizers", "all,sgd", "--out", str(tmp_path)]))
     assert "--optimizers all" in line
+
+
+class _FakeResults:
+    """Just what the ratio table reads from BenchResults."""
+
+    reference = "adamw"
+    tasks = list(TASKS)
+    optimizers = ["adamw", "geodyn-three-regime-kron", "schedule-free-adamw"]
+
+    def ratio_text(self, task, optimizer, score="steps"):
+        return "reached, ref ∞" if task == "byte-lm" and optimizer != "adamw" else f"{len(task) / 10:.2f}"
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_ratio_table_splits_its_task_columns_to_fit_the_terminal(width):
+    import io
+
+    from rich.console import Console
+
+    from geodyn.cli import _ratio_tables
+
+    results = _FakeResults()
+    tables = _ratio_tables(results, width)
+    assert len(tables) > 1  # nine task columns never fit 120 characters
+    shown = []
+    for table in tables:
+        console = Console(width=width, file=io.StringIO(), record=True)
+        console.print(table)
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        tasks = [c.header for c in table.columns[1:]]
+        shown += tasks
+        for task in tasks:  # headers and cells whole, not folded into slivers
+            assert task in text and all(results.ratio_text(task, o) in text for o in results.optimizers)
+        assert all(o in text for o in results.optimizers)
+    assert shown == results.tasks
+    assert len(_ratio_tables(results, 400)) == 1
