@@ -311,13 +311,12 @@ def bench(
         Console().print(table)
         return
     task_list, opt_list = list(dict.fromkeys(_names(tasks))), list(dict.fromkeys(_names(optimizers)))
-    if opt_list == ["all"]:
-        opt_list = []
-        quick_default = False
-    else:
-        quick_default = quick and not opt_list
-    if "all" in opt_list:
+    every_optimizer = "all" in opt_list
+    if every_optimizer and len(opt_list) > 1:
         _fail("--optimizers all cannot be combined with optimizer names")
+    if every_optimizer:
+        opt_list = []
+    quick_default = quick and not opt_list and not every_optimizer
     if not opt_list:
         wanted = QUICK_OPTIMIZERS if quick_default else OPTIMIZERS
         absent = [name for name in wanted if not OPTIMIZERS[name].available()]
@@ -346,9 +345,10 @@ def bench(
     size = "quick" if quick else "full"
     out = _check_out_dir(out or Path("runs") / (f"bench-{size}" if device == "cpu" else f"bench-{size}-{device}"))
     engine = _engine(backend, address, workers=workers or os.cpu_count() or 1)
+    chosen = opt_list or (quick_selection() if quick_default else available())
     if quick_default and not quiet:
         console.print(
-            f"quick run of {', '.join(quick_selection())}; --optimizers all compares every installed optimizer",
+            f"quick run of {', '.join(chosen)}; --optimizers all compares every installed optimizer",
             highlight=False,
         )
 
@@ -382,7 +382,7 @@ def bench(
                 out,
                 size=size,
                 tasks=task_list or None,
-                optimizers=opt_list or (quick_selection() if quick_default else available()),
+                optimizers=chosen,
                 backend=engine,
                 on_plan=on_plan,
                 on_cell=on_cell,
